@@ -1,0 +1,48 @@
+# promdrift developer commands.  `make test` and `make demo` work on a fresh Debian machine:
+# they install what they need (Debian packages via apt-get as root, Python deps in .venv).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Debian packages the tests and the demo run against (binary -> package).
+APT_PACKAGES := prometheus prometheus-alertmanager
+
+.PHONY: test pytest check-rules system-deps venv bench clean
+
+test: system-deps venv check-rules pytest
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Installs Debian's Prometheus and Alertmanager when a binary is missing.
+system-deps:
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+check-rules:
+	@if ls promql/*.yml >/dev/null 2>&1; then promtool check rules promql/*.yml; fi
+	@if ls promql/tests/*.yml >/dev/null 2>&1; then cd promql && promtool test rules tests/*.yml; fi
+
+pytest: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/observe.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts
