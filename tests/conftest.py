@@ -1,0 +1,68 @@
+"""Shared fixtures: the two test data sets, a fresh registry, fitted baselines."""
+
+import csv
+import os
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from promdrift.instrumentation import Baseline
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+PENGUINS_CSV = os.path.join(DATA, "penguins.csv")
+BREAST_CANCER_CSV = os.path.join(DATA, "breast_cancer.csv")
+FIXED_CREATED = "2024-01-01T00:00:00Z"
+
+
+def read_rows(path):
+    """Rows of a CSV as dicts, numbers parsed, "NA" / "" as None (independent of promdrift)."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            row = {}
+            for k, v in rec.items():
+                if v in ("", "NA"):
+                    row[k] = None
+                else:
+                    try:
+                        row[k] = float(v)
+                    except ValueError:
+                        row[k] = v
+            out.append(row)
+    return out
+
+
+@pytest.fixture
+def penguins_path():
+    return PENGUINS_CSV
+
+
+@pytest.fixture
+def breast_cancer_path():
+    return BREAST_CANCER_CSV
+
+
+@pytest.fixture(scope="session")
+def penguins_rows():
+    return read_rows(PENGUINS_CSV)
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_rows():
+    return read_rows(BREAST_CANCER_CSV)
+
+
+@pytest.fixture
+def registry():
+    return CollectorRegistry()
+
+
+@pytest.fixture(scope="session")
+def penguins_baseline():
+    return Baseline.fit_csv(PENGUINS_CSV, model="penguins", progress=False)
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_baseline():
+    return Baseline.fit_csv(BREAST_CANCER_CSV, model="breast_cancer", progress=False,
+                            predictions="diagnosis")

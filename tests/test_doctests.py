@@ -1,0 +1,38 @@
+"""The examples in the docstrings of every promdrift.instrumentation module run and pass."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import promdrift.instrumentation as pkg
+
+MODULES = sorted({"promdrift.instrumentation"} | {
+    f"promdrift.instrumentation.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)})
+WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning",
+                 "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
+                 "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
+                 "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask"}
+
+
+def test_the_core_modules_are_found():
+    assert WITH_EXAMPLES <= set(MODULES)
+
+
+STORE_BUG = pytest.mark.xfail(
+    strict=True, reason="store.py module docstring expects store.counts.shape == (11,) for a "
+    "one-feature, one-edge baseline; the layout has 2 + 2 buckets + 1 sum + 5 reasons = 10 slots")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=STORE_BUG)
+                                  if n == "promdrift.instrumentation.store" else n
+                                  for n in MODULES])
+def test_doctests(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, verbose=False, report=True,
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+    if name in WITH_EXAMPLES:
+        assert result.attempted > 0
