@@ -85,7 +85,9 @@ def _help_line(name: str, mtype: str, text: str) -> str:
 
 
 def _format_values(values: np.ndarray, float_positions: np.ndarray) -> List[str]:
-    out = list(map(str, values.astype(np.int64).tolist()))
+    ints = values.copy()
+    ints[float_positions] = 0.0  # sums: formatted as floats below, may not fit an int64
+    out = list(map(str, ints.astype(np.int64).tolist()))
     for i in float_positions.tolist():
         v = float(values[i])
         out[i] = repr(v) if math.isfinite(v) else ("NaN" if v != v else ("+Inf" if v > 0 else "-Inf"))

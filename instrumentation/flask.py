@@ -27,9 +27,11 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Optional, Union
 
-from prometheus_client import CONTENT_TYPE_LATEST
 
-__all__ = ["instrument", "track"]
+__all__ = ["instrument", "track", "CONTENT_TYPE"]
+
+#: What ``/metrics`` serves: the Prometheus text format 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Extractor = Union[str, Callable[[Any], Any]]
 
@@ -39,7 +41,7 @@ def instrument(monitor: Any, app: Any, metrics_path: str = "/metrics") -> Any:
     from flask import Response
 
     def promdrift_metrics() -> Any:
-        return Response(monitor.metrics_text(), mimetype=CONTENT_TYPE_LATEST)
+        return Response(monitor.metrics_text(), content_type=CONTENT_TYPE)
 
     app.add_url_rule(metrics_path, endpoint=f"promdrift_metrics_{monitor.model}",
                      view_func=promdrift_metrics, methods=["GET"])

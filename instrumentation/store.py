@@ -8,8 +8,8 @@ array per process::
     >>> from promdrift.instrumentation import Baseline
     >>> layout = Layout(Baseline.fit({"x": [1.0, 2.0, 3.0, 4.0]}, bins=2))
     >>> store = CounterStore(layout)
-    >>> store.counts.shape
-    (11,)
+    >>> store.counts.shape  # inferences, errors, 2 buckets, 1 sum, 5 invalid reasons
+    (10,)
 """
 
 from __future__ import annotations

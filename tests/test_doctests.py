@@ -20,14 +20,7 @@ def test_the_core_modules_are_found():
     assert WITH_EXAMPLES <= set(MODULES)
 
 
-STORE_BUG = pytest.mark.xfail(
-    strict=True, reason="store.py module docstring expects store.counts.shape == (11,) for a "
-    "one-feature, one-edge baseline; the layout has 2 + 2 buckets + 1 sum + 5 reasons = 10 slots")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=STORE_BUG)
-                                  if n == "promdrift.instrumentation.store" else n
-                                  for n in MODULES])
+@pytest.mark.parametrize("name", MODULES)
 def test_doctests(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     module = importlib.import_module(name)

@@ -83,10 +83,6 @@ def test_predict_and_scrape(app_and_monitor, rows):
                           feature=col.name, category=cat) == vals.count(cat)
 
 
-@pytest.mark.xfail(strict=True, reason="/metrics is served with prometheus_client's "
-                   "CONTENT_TYPE_LATEST, which is 'version=1.0.0' in prometheus_client 0.26, "
-                   "while the body is text format 0.0.4 (the header also repeats '; charset=utf-8' because "
-                   "Response(mimetype=...) appends a charset to a mimetype that has one)")
 def test_metrics_content_type_is_text_0_0_4(app_and_monitor):
     app, _ = app_and_monitor
     resp = app.test_client().get("/metrics")
