@@ -34,8 +34,10 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+RULE_FILES := $(wildcard promql/rules.yml promql/alerts.yml)
+
 check-rules:
-	@if ls promql/*.yml >/dev/null 2>&1; then promtool check rules promql/*.yml; fi
+	@if [ -n "$(RULE_FILES)" ]; then promtool check rules $(RULE_FILES); fi
 	@if ls promql/tests/*.yml >/dev/null 2>&1; then cd promql && promtool test rules tests/*.yml; fi
 
 pytest: venv
