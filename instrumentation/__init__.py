@@ -1,0 +1,27 @@
+"""promdrift instrumentation: fit a baseline on training data, count serving traffic against it.
+
+    >>> from promdrift.instrumentation import Baseline, DriftMonitor
+"""
+
+from .baseline import OTHER, SCHEMA_VERSION, Baseline, BaselineError, CategoricalColumn, NumericColumn
+from .exposition import collector_for, metrics_text
+from .monitor import DriftMonitor
+from .store import REASONS, CounterStore, Layout
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Baseline",
+    "BaselineError",
+    "CategoricalColumn",
+    "NumericColumn",
+    "DriftMonitor",
+    "CounterStore",
+    "Layout",
+    "REASONS",
+    "OTHER",
+    "SCHEMA_VERSION",
+    "collector_for",
+    "metrics_text",
+    "__version__",
+]

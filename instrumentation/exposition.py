@@ -1,0 +1,344 @@
+"""Metric families of the public contract (docs/metrics.md), built from a counts snapshot.
+
+Each model gets a precomputed *plan*: the text prefix of every sample line
+(``name{labels} ``) and where its value comes from in the counts array. A scrape then costs
+one numpy gather and one string join, about 20x less than building prometheus_client
+``Metric`` objects and letting ``generate_latest`` format them, while the collector protocol
+(``collect``) is still there for registries rendered the usual way. Both paths produce the
+same samples::
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> from promdrift.instrumentation import Baseline, DriftMonitor
+    >>> reg = CollectorRegistry()
+    >>> m = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0]}, bins=2, model="m"), registry=reg)
+    >>> m.observe({"x": 2.5})
+    >>> reg.get_sample_value("promdrift_feature_value_bucket",
+    ...                      {"model": "m", "feature": "x", "le": "+Inf"})
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+
+from .baseline import OTHER, CategoricalColumn, NumericColumn
+from .binning import format_le
+from .store import FEATURE, PREDICTION, REASONS, Layout
+
+__all__ = ["ModelPlan", "PromdriftCollector", "collector_for", "metrics_text", "FAMILIES"]
+
+Labels = Tuple[Tuple[str, str], ...]
+
+#: name -> (type, help), in exposition order. Counter names without ``_total``.
+FAMILIES: Dict[str, Tuple[str, str]] = {
+    "promdrift_feature_value": (
+        "histogram", "Valid values of a numeric feature; buckets are the baseline's edges."),
+    "promdrift_feature_category": (
+        "counter", "Valid values of a categorical feature by category (top-K + __other__)."),
+    "promdrift_feature_invalid": (
+        "counter", "Feature values that were not binned, by reason."),
+    "promdrift_prediction_value": (
+        "histogram", "Numeric prediction outputs; buckets are the baseline's edges."),
+    "promdrift_prediction_class": (
+        "counter", "Categorical prediction outputs by class (top-K + __other__)."),
+    "promdrift_prediction_invalid": (
+        "counter", "Prediction values that were not binned, by reason."),
+    "promdrift_inferences": ("counter", "Rows observed (one per inference)."),
+    "promdrift_instrumentation_errors": (
+        "counter", "Internal errors inside observe; the request was not affected."),
+    "promdrift_baseline_feature_value": (
+        "histogram", "Training counts of a numeric feature at the live buckets' le (constant)."),
+    "promdrift_baseline_feature_bin": (
+        "gauge", "Training count of a numeric feature in the bin (lower, upper]."),
+    "promdrift_baseline_feature_category": (
+        "gauge", "Training count of a categorical feature per category."),
+    "promdrift_baseline_feature_invalid": (
+        "gauge", "Training values of a feature that were missing or invalid."),
+    "promdrift_baseline_prediction_value": (
+        "histogram", "Training counts of a numeric prediction output at the live buckets' le."),
+    "promdrift_baseline_prediction_bin": (
+        "gauge", "Training count of a numeric prediction output in the bin (lower, upper]."),
+    "promdrift_baseline_prediction_class": (
+        "gauge", "Training count of a categorical prediction output per class."),
+    "promdrift_baseline_info": (
+        "gauge", "The baseline a process serves (always 1)."),
+}
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _help_line(name: str, mtype: str, text: str) -> str:
+    exposed = name + "_total" if mtype == "counter" else name
+    text = text.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {exposed} {text}\n# TYPE {exposed} {mtype}\n"
+
+
+def _format_values(values: np.ndarray, float_positions: np.ndarray) -> List[str]:
+    out = list(map(str, values.astype(np.int64).tolist()))
+    for i in float_positions.tolist():
+        v = float(values[i])
+        out[i] = repr(v) if math.isfinite(v) else ("NaN" if v != v else ("+Inf" if v > 0 else "-Inf"))
+    return out
+
+
+@dataclass
+class _Section:
+    """The samples of one family contributed by one model."""
+    family: str
+    names: List[str] = field(default_factory=list)
+    labels: List[Labels] = field(default_factory=list)
+    source: List[int] = field(default_factory=list)  # live: gather index; baseline: unused
+    values: List[float] = field(default_factory=list)  # baseline only
+    floats: List[int] = field(default_factory=list)  # positions holding non-integral values
+
+    def add(self, suffix: str, labels: Labels, source: int = -1, value: float = 0.0,
+            is_float: bool = False) -> None:
+        if is_float:
+            self.floats.append(len(self.names))
+        self.names.append(self.family + suffix)
+        self.labels.append(labels)
+        self.source.append(source)
+        self.values.append(value)
+
+    def prefixes(self) -> List[str]:
+        out = []
+        for name, labels in zip(self.names, self.labels):
+            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            out.append(f"{name}{{{inner}}} ")
+        return out
+
+
+class ModelPlan:
+    """Precomputed exposition of one model's live and baseline families."""
+
+    def __init__(self, layout: Layout, model_version: Optional[str] = None):
+        self.layout = layout
+        baseline = layout.baseline
+        base: Labels = (("model", baseline.model),)
+        if model_version:
+            base += (("model_version", str(model_version)),)
+        self.live: Dict[str, _Section] = {}
+        self.fixed: Dict[str, _Section] = {}
+
+        def live(name: str) -> _Section:
+            return self.live.setdefault(name, _Section(name))
+
+        def fixed(name: str) -> _Section:
+            return self.fixed.setdefault(name, _Section(name))
+
+        key = {FEATURE: "feature", PREDICTION: "output"}
+        for i, (role, col) in enumerate(layout.numeric):
+            fam = "promdrift_feature_value" if role == FEATURE else "promdrift_prediction_value"
+            lab = base + ((key[role], col.name),)
+            les = col.labels
+            sec = live(fam)
+            for b, le in enumerate(les):
+                sec.add("_bucket", lab + (("le", le),), source=layout.bucket_slot(i, b))
+            sec.add("_count", lab, source=layout.bucket_slot(i, len(col.edges)))
+            sec.add("_sum", lab, source=layout.sum_base + i, is_float=True)
+            self._baseline_numeric(fixed, role, lab, col)
+        for j, (role, col) in enumerate(layout.categorical):
+            fam, cat_key = (("promdrift_feature_category", "category") if role == FEATURE
+                            else ("promdrift_prediction_class", "class"))
+            lab = base + ((key[role], col.name),)
+            sec = live(fam)
+            for t, cat in enumerate(col.labels):
+                sec.add("_total", lab + ((cat_key, cat),), source=layout.cat_offsets[j] + t)
+            gfam = ("promdrift_baseline_feature_category" if role == FEATURE
+                    else "promdrift_baseline_prediction_class")
+            gsec = fixed(gfam)
+            for cat, n in zip(col.labels, col.counts):
+                gsec.add("", lab + ((cat_key, cat),), value=n)
+            if role == FEATURE:
+                fixed("promdrift_baseline_feature_invalid").add("", lab, value=col.invalid)
+        columns = layout.numeric + layout.categorical
+        for c, (role, col) in enumerate(columns):
+            fam = ("promdrift_feature_invalid" if role == FEATURE
+                   else "promdrift_prediction_invalid")
+            lab = base + ((key[role], col.name),)
+            for r, reason in enumerate(REASONS):
+                live(fam).add("_total", lab + (("reason", reason),),
+                              source=layout.invalid_slot(c, r))
+        live("promdrift_inferences").add("_total", base, source=Layout.INFERENCES)
+        live("promdrift_instrumentation_errors").add("_total", base, source=Layout.ERRORS)
+        fixed("promdrift_baseline_info").add(
+            "", base + (("created", baseline.created), ("digest", baseline.digest),
+                        ("schema_version", str(baseline.schema_version))), value=1)
+
+        order = list(FAMILIES)
+        self.live = {k: self.live[k] for k in order if k in self.live}
+        self.fixed = {k: self.fixed[k] for k in order if k in self.fixed}
+        # Live: one gather from the counts array, then a slice per family.
+        self._gather = np.array([s for sec in self.live.values() for s in sec.source],
+                                dtype=np.intp)
+        self._floats = np.array([off + f for off, sec in zip(self._offsets(self.live),
+                                                               self.live.values())
+                                 for f in sec.floats], dtype=np.intp)
+        self._live_prefixes = {k: sec.prefixes() for k, sec in self.live.items()}
+        self._fixed_text = {k: "".join(p + v + "\n" for p, v in zip(
+            sec.prefixes(), _format_values(np.array(sec.values, dtype=np.float64),
+                                           np.array(sec.floats, dtype=np.intp))))
+            for k, sec in self.fixed.items()}
+
+    @staticmethod
+    def _offsets(sections: Dict[str, _Section]) -> List[int]:
+        out, pos = [], 0
+        for sec in sections.values():
+            out.append(pos)
+            pos += len(sec.names)
+        return out
+
+    def _baseline_numeric(self, fixed, role: str, lab: Labels, col: NumericColumn) -> None:
+        pre = "promdrift_baseline_feature" if role == FEATURE else "promdrift_baseline_prediction"
+        hist = fixed(pre + "_value")
+        les = col.labels
+        for le, n in zip(les, col.cumulative()):
+            hist.add("_bucket", lab + (("le", le),), value=n)
+        hist.add("_count", lab, value=col.count)
+        hist.add("_sum", lab, value=col.sum, is_float=True)
+        bins = fixed(pre + "_bin")
+        lowers = ["-Inf"] + les[:-1]
+        for upper, lower, n in zip(les, lowers, col.counts):
+            bins.add("", lab + (("upper", upper), ("lower", lower)), value=n)
+        if role == FEATURE:
+            fixed("promdrift_baseline_feature_invalid").add("", lab, value=col.invalid)
+
+    def live_values(self, counts: np.ndarray) -> np.ndarray:
+        """Values of every live sample, in plan order, from a counts snapshot."""
+        return counts[self._gather]
+
+    def live_text(self, counts: np.ndarray) -> Dict[str, str]:
+        """Exposition lines of each live family (no HELP/TYPE header)."""
+        strs = _format_values(self.live_values(counts), self._floats)
+        out, pos = {}, 0
+        for k, prefixes in self._live_prefixes.items():
+            end = pos + len(prefixes)
+            out[k] = "\n".join(map(operator.add, prefixes, strs[pos:end])) + "\n"
+            pos = end
+        return out
+
+    def fixed_text(self) -> Dict[str, str]:
+        return self._fixed_text
+
+    def metrics(self, counts: np.ndarray) -> Iterator[Tuple[str, List[Tuple[str, Dict[str, str], float]]]]:
+        """(family, samples) for the collector protocol, live then baseline."""
+        values = self.live_values(counts).tolist()
+        pos = 0
+        for k, sec in self.live.items():
+            yield k, [(n, dict(l), v) for n, l, v in zip(sec.names, sec.labels,
+                                                       values[pos:pos + len(sec.names)])]
+            pos += len(sec.names)
+        for k, sec in self.fixed.items():
+            yield k, [(n, dict(l), float(v)) for n, l, v in zip(sec.names, sec.labels, sec.values)]
+
+
+class PromdriftCollector:
+    """The collector of every ``DriftMonitor`` sharing one registry.
+
+    One collector per registry, so several models expose each family once (a second
+    ``# TYPE`` line for a name would make Prometheus reject the scrape). Use
+    :func:`collector_for` rather than building one.
+    """
+
+    def __init__(self, monitors: Sequence = ()) -> None:
+        self._monitors: "List" = list(monitors)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def add(self, monitor) -> None:
+        with self._lock:
+            if any(m.model == monitor.model for m in self._monitors):
+                raise ValueError(f"model {monitor.model!r} is already monitored in this registry")
+            self._monitors = self._monitors + [monitor]
+
+    def remove(self, monitor) -> None:
+        with self._lock:
+            self._monitors = [m for m in self._monitors if m is not monitor]
+
+    @property
+    def monitors(self) -> List:
+        return list(self._monitors)
+
+    def describe(self) -> List[Metric]:
+        return [Metric(name, doc, mtype) for name, (mtype, doc) in FAMILIES.items()]
+
+    def collect(self) -> Iterator[Metric]:
+        if getattr(self._local, "suppressed", False):
+            return
+        merged: Dict[str, Metric] = {}
+        for m in self._monitors:
+            for fam, samples in m.plan.metrics(m.store.snapshot()):
+                mtype, doc = FAMILIES[fam]
+                metric = merged.setdefault(fam, Metric(fam, doc, mtype))
+                for name, labels, value in samples:
+                    metric.add_sample(name, labels, value)
+        for fam in FAMILIES:
+            if fam in merged:
+                yield merged[fam]
+
+    def render(self) -> str:
+        """Text exposition (format 0.0.4) of every family of every monitor."""
+        parts: Dict[str, List[str]] = {}
+        for m in self._monitors:
+            for k, text in m.plan.live_text(m.store.snapshot()).items():
+                parts.setdefault(k, []).append(text)
+            for k, text in m.plan.fixed_text().items():
+                parts.setdefault(k, []).append(text)
+        out = []
+        for fam, (mtype, doc) in FAMILIES.items():
+            if fam in parts:
+                out.append(_help_line(fam, mtype, doc))
+                out.extend(parts[fam])
+        return "".join(out)
+
+    def suppressed(self) -> "_Suppress":
+        """Context manager: ``collect`` yields nothing in this thread while it is active."""
+        return _Suppress(self._local)
+
+
+class _Suppress:
+    def __init__(self, local: threading.local):
+        self.local = local
+
+    def __enter__(self) -> None:
+        self.local.suppressed = True
+
+    def __exit__(self, *exc) -> None:
+        self.local.suppressed = False
+
+
+_collectors: "weakref.WeakKeyDictionary[CollectorRegistry, PromdriftCollector]" = \
+    weakref.WeakKeyDictionary()
+_collectors_lock = threading.Lock()
+
+
+def collector_for(registry: CollectorRegistry, create: bool = True) -> Optional[PromdriftCollector]:
+    """The promdrift collector registered in ``registry`` (created and registered once)."""
+    with _collectors_lock:
+        coll = _collectors.get(registry)
+        if coll is None and create:
+            coll = PromdriftCollector()
+            registry.register(coll)
+            _collectors[registry] = coll
+        return coll
+
+
+def metrics_text(registry: CollectorRegistry) -> bytes:
+    """Everything in ``registry`` as text exposition, promdrift's families by the fast path."""
+    coll = collector_for(registry, create=False)
+    if coll is None:
+        return generate_latest(registry)
+    with coll.suppressed():
+        other = generate_latest(registry)
+    return other + coll.render().encode("utf-8")

@@ -1,0 +1,444 @@
+"""The serving side: ``DriftMonitor`` counts every inference against its baseline."""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+import os
+from collections.abc import Mapping
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from .baseline import Baseline, category_key
+from .exposition import ModelPlan, PromdriftCollector, collector_for, metrics_text
+from .store import (FEATURE, INF, MISSING, NAN, NULL, PREDICTION, REASONS, WRONG_TYPE,
+                    CounterStore, Layout)
+
+__all__ = ["DriftMonitor"]
+
+log = logging.getLogger("promdrift")
+
+_ABSENT = object()  # a key missing from the row
+_SKIP = object()  # an output not given at all: neither binned nor counted
+# Bools are numbers (0/1) for numeric features, as they are in Python and numpy.
+_NUMBER_TYPES = frozenset({float, int, bool, np.float64, np.float32, np.int64, np.int32,
+                           np.bool_})
+_CHUNK = 255  # rows compared at once in a batch: a uint8 count per chunk cannot overflow
+
+
+def _cumulative_counts(x: np.ndarray, edges_t: np.ndarray) -> np.ndarray:
+    """``(width, columns)`` counts of ``x[:, j] <= edges_t[b, j]`` over the rows of ``x``.
+
+    Exact (plain comparisons; NaN is counted nowhere) and branch-free: chunks of rows are
+    compared against every edge at once and summed as bytes, about 3x faster than a
+    ``searchsorted`` per column for the usual 20 buckets.
+    """
+    width, cols = edges_t.shape
+    out = np.zeros((width, cols), dtype=np.int64)
+    buf = np.empty((min(_CHUNK, len(x)), width, cols), dtype=bool)
+    for s in range(0, len(x), _CHUNK):
+        chunk = x[s:s + _CHUNK]
+        below = buf[:len(chunk)]
+        np.less_equal(chunk[:, None, :], edges_t[None], out=below)
+        out += np.add.reduce(below.view(np.uint8), axis=0, dtype=np.uint8)
+    return out
+
+
+def _numbers(values: List[Any]) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
+    """Float array of ``values`` (NaN where not a number) and (position, reason) of the
+    entries that are not numbers at all (reason -1: not observed). NaN and infinities are
+    numbers here."""
+    if set(map(type, values)) <= _NUMBER_TYPES:
+        try:
+            return np.array(values, dtype=np.float64), []
+        except OverflowError:  # an int beyond float range
+            pass
+    out = np.empty(len(values), dtype=np.float64)
+    bad: List[Tuple[int, int]] = []
+    for i, v in enumerate(values):
+        if type(v) in _NUMBER_TYPES or isinstance(v, (int, float, np.integer, np.floating)):
+            try:
+                out[i] = float(v)
+                continue
+            except OverflowError:
+                reason = INF
+        elif v is _ABSENT:
+            reason = MISSING
+        elif v is None:
+            reason = NULL
+        elif v is _SKIP:
+            reason = -1
+        else:
+            reason = WRONG_TYPE
+        out[i] = np.nan
+        bad.append((i, reason))
+    return out, bad
+
+
+def _category_reason(v: Any) -> int:
+    if v is _ABSENT:
+        return MISSING
+    if v is None:
+        return NULL
+    if isinstance(v, (float, np.floating)) and not isinstance(v, bool):
+        return NAN if math.isnan(v) else INF
+    return WRONG_TYPE
+
+
+class DriftMonitor:
+    """Counts features and predictions of every inference into histograms that match the
+    baseline, exposed as Prometheus metrics (see docs/metrics.md).
+
+        >>> from prometheus_client import CollectorRegistry
+        >>> from promdrift.instrumentation import Baseline, DriftMonitor
+        >>> baseline = Baseline.fit({"age": [23, 35, 41, 58], "plan": ["a", "b", "a", "c"]},
+        ...                         model="churn", bins=2)
+        >>> monitor = DriftMonitor(baseline, registry=CollectorRegistry())
+        >>> monitor.observe({"age": 40, "plan": "z"})       # one row
+        >>> monitor.observe([{"age": 70, "plan": "a"}, {"age": None, "plan": "b"}])  # a batch
+        >>> monitor.sample("promdrift_feature_category_total", feature="plan", category="__other__")
+        1.0
+        >>> monitor.sample("promdrift_feature_invalid_total", feature="age", reason="null")
+        1.0
+
+    ``baseline`` is a :class:`Baseline` or the path of a baseline JSON file. ``model``
+    overrides the baseline's model name, ``model_version`` adds a label to every series.
+    ``registry`` is where the metrics are registered (prometheus_client's default registry
+    unless told otherwise; ``None`` for none: :meth:`render` still works).
+
+    :meth:`observe` never raises: an internal error is counted in
+    ``promdrift_instrumentation_errors_total`` and logged once.
+    """
+
+    def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,
+                 model: Optional[str] = None, model_version: Optional[str] = None,
+                 registry: Optional[CollectorRegistry] = REGISTRY,
+                 store: Optional[CounterStore] = None):
+        if not isinstance(baseline, Baseline):
+            baseline = Baseline.load(os.fspath(baseline))
+        if model is not None:
+            if not isinstance(model, str) or not model:
+                raise ValueError("model must be a non-empty string")
+            baseline = Baseline(model=model, features=baseline.features,
+                                predictions=baseline.predictions, rows=baseline.rows,
+                                created=baseline.created, schema_version=baseline.schema_version,
+                                metadata=baseline.metadata)
+        self.baseline = baseline
+        self.model = baseline.model
+        self.model_version = model_version
+        self.layout = lay = Layout(baseline)
+        self.store = store if store is not None else CounterStore(lay)
+        if self.store.layout.size != lay.size:
+            raise ValueError("store was built for another baseline")
+        self.plan = ModelPlan(lay, model_version=model_version)
+        self.registry = registry
+        self._error_logged = False
+        self._warned: set = set()
+
+        # Column positions for rows given as sequences in baseline order.
+        fnames = baseline.feature_names
+        pos = {n: i for i, n in enumerate(fnames)}
+        ppos = {n: i for i, n in enumerate(baseline.prediction_names)}
+        self._n_features = len(fnames)
+        self._n_outputs = len(ppos)
+        self._num = [(r, c.name, pos[c.name] if r == FEATURE else ppos[c.name])
+                     for r, c in lay.numeric]
+        self._cat = [(r, c.name, pos[c.name] if r == FEATURE else ppos[c.name])
+                     for r, c in lay.categorical]
+        self._num_feat_names = [n for r, n, _ in self._num if r == FEATURE]
+        self._num_feat_pos = np.array([p for r, _, p in self._num if r == FEATURE], dtype=np.intp)
+        self._num_feat_pos_list = self._num_feat_pos.tolist()
+        self._num_identity = self._num_feat_pos_list == list(range(self._n_features))
+        names = self._num_feat_names
+        self._num_getter = (operator.itemgetter(*names) if len(names) > 1 else
+                            (lambda r: (r[names[0]],)) if names else (lambda r: ()))
+        self._num_pred = [(n, p) for r, n, p in self._num if r == PREDICTION]
+        self._feat_edges_t = lay.edges_t[:, :lay.n_numeric_features]
+        if registry is not None:
+            collector_for(registry).add(self)
+
+    # ------------------------------------------------------------------ observe
+    def observe(self, features: Any, prediction: Any = None) -> None:
+        """Count one inference or a batch.
+
+        ``features``: one row (a dict, or a sequence / 1-D array in baseline feature order)
+        or a batch (a list of dicts or sequences, a 2-D array). ``prediction``: for one row,
+        the output value (a dict ``{output: value}`` or a sequence when the baseline has
+        several outputs); for a batch, a sequence of those (or a 1-D / 2-D array).
+        """
+        try:
+            if type(features) is dict and prediction is None and self._dict_fast(features):
+                return
+            if isinstance(features, Mapping):
+                self._observe_row(features, prediction, mapping=True)
+            elif isinstance(features, np.ndarray):
+                if features.ndim == 2:
+                    self._observe_batch(features, prediction)
+                else:
+                    self._observe_row(features, prediction, mapping=False)
+            elif isinstance(features, (list, tuple)):
+                if features and isinstance(features[0], (Mapping, list, tuple, np.ndarray)):
+                    self._observe_batch(features, prediction)
+                elif features or self._n_features == 0:
+                    self._observe_row(features, prediction, mapping=False)
+            else:
+                raise TypeError(f"features must be a dict, a sequence or an array, "
+                                f"not {type(features).__name__}")
+        except Exception:
+            self._count_error()
+
+    def _dict_fast(self, row: dict) -> bool:
+        """The common case, inlined: a dict row of finite numbers, no prediction.
+        Returns False (nothing counted) when the row needs the general path."""
+        if self._cat:
+            return False
+        try:
+            values = self._num_getter(row)
+            if not math.isfinite(sum(values)):
+                return False
+        except (KeyError, TypeError, OverflowError):
+            return False
+        x = np.fromiter(values, dtype=np.float64, count=len(values))
+        store = self.store
+        buf = store.row_buffer
+        with store.lock:
+            np.less_equal(x, self._feat_edges_t, out=buf)
+            np.add(store.feat_buckets_t, buf, out=store.feat_buckets_t)
+            np.add(store.feat_sums, x, out=store.feat_sums)
+            store.counts[0] += 1.0
+        return True
+
+    def _count_error(self) -> None:
+        try:
+            self.store.add_error()
+        finally:
+            if not self._error_logged:
+                self._error_logged = True
+                log.exception("promdrift: observe failed for model %r (counted in "
+                              "promdrift_instrumentation_errors_total; logged once)", self.model)
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    def _prediction_row(self, prediction: Any) -> Any:
+        """A mapping or sequence of output values for one row (None: no outputs)."""
+        if prediction is None:
+            return None
+        if self._n_outputs == 0:
+            self._warn_once("pred", "promdrift: model %r has no prediction baseline; "
+                            "predictions are not counted", self.model)
+            return None
+        if isinstance(prediction, Mapping):
+            return prediction
+        if self._n_outputs == 1:
+            return (prediction,)
+        if isinstance(prediction, (list, tuple, np.ndarray)) and len(prediction) == self._n_outputs:
+            return prediction
+        raise ValueError(f"model {self.model!r} has {self._n_outputs} outputs; pass a dict "
+                         f"or a sequence of {self._n_outputs} values")
+
+    def _get(self, row: Any, is_map: bool, name: str, pos: int) -> Any:
+        if is_map:
+            return row.get(name, _ABSENT)
+        return row[pos]
+
+    def _observe_row(self, row: Any, prediction: Any, mapping: bool) -> None:
+        lay = self.layout
+        if not mapping and len(row) != self._n_features:
+            raise ValueError(f"row has {len(row)} values, the baseline has "
+                             f"{self._n_features} features")
+        prow = self._prediction_row(prediction)
+        pmap = isinstance(prow, Mapping)
+        # Numeric block: features, then prediction outputs when a prediction was given.
+        try:
+            if mapping:
+                values = self._num_getter(row)
+            elif isinstance(row, np.ndarray) and row.dtype.kind == "f":
+                values = row[self._num_feat_pos].tolist()
+            else:
+                values = [row[p] for p in self._num_feat_pos_list]
+            if prow is not None and self._num_pred:
+                values = tuple(values) + tuple(self._get(prow, pmap, n, p)
+                                               for n, p in self._num_pred)
+            fast = math.isfinite(sum(values))  # TypeError / OverflowError: not all numbers
+        except (KeyError, TypeError, OverflowError):
+            fast = False
+        other: List[int] = []
+        if fast:
+            x = np.fromiter(values, dtype=np.float64, count=len(values))
+            below = x <= lay.edges_t[:, :len(x)]
+        else:
+            if mapping:
+                values = [row.get(n, _ABSENT) for n in self._num_feat_names]
+            else:
+                values = [row[p] for p in self._num_feat_pos_list]
+            if prow is not None:
+                values += [self._get(prow, pmap, n, p) for n, p in self._num_pred]
+            x, bad = _numbers(values)
+            other += [lay.invalid_slot(i, r) for i, r in bad]
+            finite = np.isfinite(x)
+            nan = np.isnan(x)
+            if bad:
+                nan[[i for i, _ in bad]] = False
+            other += [lay.invalid_slot(int(i), NAN) for i in np.flatnonzero(nan)]
+            other += [lay.invalid_slot(int(i), INF) for i in np.flatnonzero(np.isinf(x))]
+            below = (x <= lay.edges_t[:, :len(x)]) & finite
+            x = np.where(finite, x, 0.0)
+        # Categorical block.
+        base = len(lay.numeric)
+        for j, (role, name, p) in enumerate(self._cat):
+            if role == FEATURE:
+                v = row.get(name, _ABSENT) if mapping else row[p]
+            elif prow is None:
+                continue
+            else:
+                v = self._get(prow, pmap, name, p)
+            key = v if type(v) is str else category_key(v)
+            if key is None:
+                other.append(lay.invalid_slot(base + j, _category_reason(v)))
+            else:
+                index = lay.cat_index[j]
+                other.append(lay.cat_offsets[j] + index.get(key, len(index)))
+        self.store.add_row(below, x, other)
+
+    def _observe_batch(self, rows: Any, prediction: Any) -> None:
+        lay = self.layout
+        n = len(rows)
+        if n == 0:
+            return
+        is_array = isinstance(rows, np.ndarray)
+        if is_array:
+            if rows.shape[1] != self._n_features:
+                raise ValueError(f"batch has {rows.shape[1]} columns, the baseline has "
+                                 f"{self._n_features} features")
+            kinds = None
+        else:
+            kinds = [isinstance(r, Mapping) for r in rows]
+            for r, k in zip(rows, kinds):
+                if not k and len(r) != self._n_features:
+                    raise ValueError(f"row has {len(r)} values, the baseline has "
+                                     f"{self._n_features} features")
+        prows = None
+        if prediction is not None:
+            if not self._n_outputs:
+                self._prediction_row(prediction)  # warns once
+            elif len(prediction) != n:
+                raise ValueError(f"{len(prediction)} predictions for {n} rows")
+            else:
+                prows = [self._prediction_row(p) for p in prediction]
+
+        def column(role: str, name: str, p: int) -> List[Any]:
+            if role == FEATURE:
+                if is_array:
+                    return rows[:, p].tolist()
+                return [r.get(name, _ABSENT) if k else r[p] for r, k in zip(rows, kinds)]
+            return [self._get(pr, isinstance(pr, Mapping), name, p) if pr is not None
+                    else _SKIP for pr in prows]
+
+        # Numeric block: x is (rows, numeric columns), row-major.
+        fn = len(lay.numeric) if prows is not None else lay.n_numeric_features
+        nf = lay.n_numeric_features
+        premarked = None
+        other: List[int] = []
+        fast_array = is_array and rows.dtype.kind in "fiub"
+        if fast_array and fn == nf and self._num_identity:
+            x = np.asarray(rows, dtype=np.float64)
+        else:
+            x = np.empty((n, fn), dtype=np.float64)
+            if fast_array:
+                x[:, :nf] = rows[:, self._num_feat_pos]
+            for i in range(nf if fast_array else 0, fn):
+                values, bad = _numbers(column(*self._num[i]))
+                x[:, i] = values
+                if bad:
+                    if premarked is None:
+                        premarked = np.zeros((n, fn), dtype=bool)
+                    for row_i, reason in bad:
+                        premarked[row_i, i] = True
+                        if reason >= 0:
+                            other.append(lay.invalid_slot(i, reason))
+        incr = np.zeros(lay.size, dtype=np.float64)
+        if fn:
+            finite = np.isfinite(x)
+            if not finite.all():
+                nan = np.isnan(x)
+                if premarked is not None:
+                    nan &= ~premarked
+                slots = lay.invalid_base + np.arange(fn) * len(REASONS)
+                incr[slots + NAN] += nan.sum(0)
+                incr[slots + INF] += np.isinf(x).sum(0)
+                incr[lay.sum_base:lay.sum_base + fn] += np.where(finite, x, 0.0).sum(0)
+                x = np.where(finite, x, np.nan)  # NaN is below no edge: never binned
+            else:
+                incr[lay.sum_base:lay.sum_base + fn] += x.sum(0)
+            total = len(lay.numeric)
+            start = lay.bucket_base
+            incr[start:start + total * lay.width].reshape(lay.width, total)[:, :fn] += \
+                _cumulative_counts(x, lay.edges_t[:, :fn])
+        # Categorical block.
+        for j, (role, name, p) in enumerate(self._cat):
+            if role == PREDICTION and prows is None:
+                continue
+            index = lay.cat_index[j]
+            off, n_cat = lay.cat_offsets[j], len(index)
+            inv = len(lay.numeric) + j
+            for v in column(role, name, p):
+                if v is _SKIP:
+                    continue
+                key = v if type(v) is str else category_key(v)
+                if key is None:
+                    other.append(lay.invalid_slot(inv, _category_reason(v)))
+                else:
+                    other.append(off + index.get(key, n_cat))
+        if other:
+            incr += np.bincount(np.asarray(other, dtype=np.intp), minlength=lay.size)
+        self.store.add_batch(incr, n)
+
+    # ------------------------------------------------------------------ exposition
+    def render(self) -> str:
+        """This model's metrics as Prometheus text exposition (format 0.0.4)."""
+        return PromdriftCollector([self]).render()
+
+    def metrics_text(self) -> bytes:
+        """Everything in this monitor's registry as text exposition (what ``/metrics`` serves)."""
+        if self.registry is None:
+            return self.render().encode("utf-8")
+        return metrics_text(self.registry)
+
+    def sample(self, name: str, **labels: str) -> Optional[float]:
+        """The current value of one of this model's samples (``None`` if there is none).
+
+        ``model`` (and ``model_version``) are filled in; give the other labels.
+        """
+        want = {"model": self.model, **labels}
+        if self.model_version:
+            want.setdefault("model_version", str(self.model_version))
+        for _, samples in self.plan.metrics(self.store.snapshot()):
+            for sname, slabels, value in samples:
+                if sname == name and slabels == want:
+                    return value
+        return None
+
+    def close(self) -> None:
+        """Stop exposing this model (its registry no longer lists it)."""
+        if self.registry is not None:
+            coll = collector_for(self.registry, create=False)
+            if coll is not None:
+                coll.remove(self)
+
+    # ------------------------------------------------------------------ Flask
+    def instrument(self, app: Any, metrics_path: str = "/metrics") -> Any:
+        """Serve ``/metrics`` (this monitor's registry) from a Flask app; returns the app."""
+        from .flask import instrument
+        return instrument(self, app, metrics_path=metrics_path)
+
+    def track(self, features: Any, prediction: Any = None) -> Any:
+        """Decorator for a Flask view: observe what ``features(request)`` and
+        ``prediction(result)`` extract, after the view ran. See ``promdrift.instrumentation.flask``."""
+        from .flask import track
+        return track(self, features=features, prediction=prediction)
