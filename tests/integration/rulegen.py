@@ -7,6 +7,8 @@ Production windows (5m, 1h) and pending durations (15m ...) would make a test wa
   (default 15s and 60s: with a 1 s scrape interval the "1h" statistics then cover the last
   minute of traffic),
 - every alert's ``for:`` becomes ``pending`` (default 3s),
+- group-level ``interval:`` settings are dropped (the baseline group's 1m), so every group
+  runs at the test Prometheus' global evaluation interval,
 - ``promdrift:config:*`` thresholds can be overridden (``config={"min_samples": 100}``).
 
 Rule and alert names are unchanged (``...:1h`` still names the longer window), so queries
@@ -54,6 +56,7 @@ def fast_rules(outdir: str, windows: Optional[Mapping[str, str]] = None,
         with open(os.path.join(promql_dir, name)) as f:
             doc = yaml.safe_load(f)
         for group in doc["groups"]:
+            group.pop("interval", None)
             for rule in group["rules"]:
                 rule["expr"] = _rewrite_expr(rule["expr"], windows)
                 if "alert" in rule and "for" in rule:

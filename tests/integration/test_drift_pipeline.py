@@ -230,13 +230,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 for s in scenarios:
                     monitors[s.model].observe(s.rows, s.predictions)
 
-                # Recording rules: wait until every statistic has a series for every feature
-                # (a group writes its rules one after another), then read them at one instant.
+                # Recording rules: wait until every statistic has a series for every feature.
+                # A group writes its rules one after another, all stamped with the
+                # evaluation's start time: reading at the instant the data was complete, once
+                # that evaluation has finished writing, gives values of one evaluation.
                 def complete() -> bool:
                     return all(len(prom.query(RULES[k])) == n
                                for k, n in series_per_rule.items())
                 wait_until(complete, timeout=30, what="every statistic of every feature")
                 at = time.time()
+                time.sleep(2.0)
                 values = {k: _by_key(prom.query(expr, at=at)) for k, expr in RULES.items()}
 
                 # Alerts: wait for every alert the numpy computation expects, then as long
