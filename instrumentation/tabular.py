@@ -101,6 +101,17 @@ def to_columns(data: Any, names: Optional[Sequence[str]] = None) -> Dict[str, np
     return cols
 
 
+def _cell_number(text: str) -> Optional[float]:
+    """NaN for a missing token, the number a cell spells, ``None`` for any other text."""
+    s = text.strip()
+    if s in MISSING_TOKENS:
+        return float("nan")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
 def numeric_column(col: np.ndarray) -> Optional[np.ndarray]:
     """``col`` as float64 (invalid entries NaN) when it is numeric, else ``None``.
 
@@ -120,14 +131,10 @@ def numeric_column(col: np.ndarray) -> Optional[np.ndarray]:
         elif isinstance(v, (int, float)):
             out[i] = v
         elif isinstance(v, str):
-            s = v.strip()
-            if s in MISSING_TOKENS:
-                out[i] = np.nan
-                continue
-            try:
-                out[i] = float(s)
-            except ValueError:
+            number = _cell_number(v)
+            if number is None:
                 return None
+            out[i] = number
         else:
             return None
     return out
@@ -259,15 +266,11 @@ def _parse_cells(cells: Sequence[str]) -> np.ndarray:
         pass
     out = np.empty(len(cells), dtype=np.float64)
     for i, c in enumerate(cells):
-        s = c.strip()
-        if s in MISSING_TOKENS:
-            out[i] = np.nan
-            continue
-        try:
-            out[i] = float(s)
-        except ValueError:
+        number = _cell_number(c)
+        if number is None:
             return np.array([None if x.strip() in MISSING_TOKENS else x for x in cells],
                             dtype=object)
+        out[i] = number
     return out
 
 
