@@ -3,6 +3,7 @@
     promdrift baseline train.csv -o baseline.json --model churn --categorical plan,region \\
         --prediction score --ignore customer_id --bins 20
     promdrift show baseline.json
+    promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", help="baseline JSON file")
     p.add_argument("--json", action="store_true", help="print the whole file, normalised")
     p.set_defaults(func=cmd_show)
+
+    from .serve import add_parser as add_exporter_parser  # `promdrift exporter`
+    add_exporter_parser(sub)
     return parser
 
 
