@@ -11,15 +11,13 @@ or, in an existing ``gunicorn.conf.py``::
 files of a previous run, before any worker exists; ``child_exit`` (master, after a worker
 died or was recycled by ``max_requests``) folds the dead worker's counts into the archive
 file, so totals stay exact and the number of files bounded. This module does not import
-gunicorn; its hooks take gunicorn's ``server`` and ``worker`` objects::
+gunicorn (gunicorn reads the two hook functions from it)::
 
-    >>> class Server:                       # what gunicorn passes, reduced to what is used
-    ...     class cfg:
-    ...         workers = 1
-    ...     class log:
-    ...         info = warning = staticmethod(lambda *a: None)
-    >>> import os; os.environ.pop("PROMDRIFT_MULTIPROC_DIR", None) and None
-    >>> on_starting(Server())               # one worker, no directory: nothing to do
+    >>> import promdrift.instrumentation.gunicorn as config
+    >>> sorted(config.__all__)
+    ['child_exit', 'on_starting']
+
+See docs/multiprocess.md.
 """
 
 from __future__ import annotations
