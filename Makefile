@@ -45,6 +45,7 @@ pytest: venv
 
 bench: venv
 	$(BIN)/python benchmarks/observe.py
+	$(BIN)/python benchmarks/exporter.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts
