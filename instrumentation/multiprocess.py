@@ -35,6 +35,7 @@ import errno
 import fcntl
 import glob
 import hashlib
+import logging
 import mmap
 import os
 import tempfile
@@ -149,7 +150,17 @@ def _after_fork_in_child() -> None:
     every store gets a fresh file of its own and starts from zero (the parent's counts stay
     in the parent's file, which is still summed)."""
     for store in list(_stores):
-        store._reopen()
+        try:
+            store._reopen()
+        except Exception:  # e.g. the directory is gone: never share the parent's memory
+            store.counts = np.zeros(store.layout.size, dtype=np.float64)
+            store._views()
+            store._mm = None
+            store._pid = os.getpid()
+            _stores.discard(store)
+            logging.getLogger("promdrift").exception(
+                "promdrift: no counts file in %s for process %d; its counts stay in memory "
+                "and are not merged", store.directory, os.getpid())
 
 
 if hasattr(os, "register_at_fork"):

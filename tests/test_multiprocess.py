@@ -230,3 +230,26 @@ def test_gunicorn_hooks(baseline, tmp_path, monkeypatch):
     assert live.snapshot()[Layout.INFERENCES] == 7
     assert len(live.files()) == 2  # live + archive
     np.testing.assert_array_equal(live.local_snapshot(), np.zeros(live.layout.size))
+
+
+def test_fork_with_the_directory_gone_falls_back_to_private_memory(baseline, tmp_path):
+    d = tmp_path / "gone"
+    d.mkdir()
+    s = store(baseline, d)
+    s.counts[Layout.INFERENCES] += 1
+    s.close()
+    s2 = store(baseline, d)
+    for name in os.listdir(d):
+        os.unlink(d / name)
+    os.rmdir(d)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            s2.counts[Layout.INFERENCES] += 5  # must not land in the parent's mapping
+            code = 0 if s2._mm is None else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert s2.local_snapshot()[Layout.INFERENCES] == 0
