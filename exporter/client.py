@@ -31,7 +31,12 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 class ExporterError(Exception):
     """The exporter refused a batch (``status``, ``error`` and ``field`` from its answer), or
-    it could not be reached after every retry (``status`` is ``None``)."""
+    it could not be reached after every retry (``status`` is ``None``).
+
+        >>> e = ExporterError("exporter answered 400", 400, "must be an object", "rows[0].features")
+        >>> e.status, e.field
+        (400, 'rows[0].features')
+    """
 
     def __init__(self, message: str, status: Optional[int] = None, error: Optional[str] = None,
                  field: Optional[str] = None):

@@ -68,7 +68,12 @@ _MAX_ID = 256
 
 class PayloadError(Exception):
     """A request the exporter refuses: HTTP ``status``, a fixed ``message`` and the ``field``
-    path (``rows[3].features``). Neither ever contains a payload value."""
+    path (``rows[3].features``). Neither ever contains a payload value.
+
+        >>> e = PayloadError(400, "must be an object of feature values", "rows[3].features")
+        >>> e.response().status_code, e.response().get_json()["field"]
+        (400, 'rows[3].features')
+    """
 
     def __init__(self, status: int, message: str, field: Optional[str] = None):
         super().__init__(message)
@@ -284,7 +289,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             features, predictions = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
         except PayloadError as e:
-            log.debug("promdrift exporter: %d on %s (%s)", e.status, request.path, e.field)
+            log.debug("promdrift exporter: %d on %s: %s", e.status, request.path, e.message)
             return e.response()
         if features:
             given = any(p is not None for p in predictions)

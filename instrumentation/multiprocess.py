@@ -59,7 +59,12 @@ _ARCHIVE = "archive"
 
 
 class MultiprocessDirError(ValueError):
-    """The multiprocess directory is missing, not a directory, or not writable."""
+    """The multiprocess directory is missing, not a directory, or not writable (or holds a
+    counts file that does not fit the baseline).
+
+        >>> issubclass(MultiprocessDirError, ValueError)
+        True
+    """
 
 
 def check_directory(directory: Union[str, "os.PathLike[str]"]) -> str:
