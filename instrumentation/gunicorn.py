@@ -50,6 +50,6 @@ def child_exit(server: Any, worker: Any) -> None:
     """Fold the exited worker's counts files into the archive (totals unchanged)."""
     if os.environ.get(ENV):
         try:
-            mark_process_dead(worker.pid)
+            mark_process_dead(worker.pid, timeout=2.0)  # the master must not hang on scrapes
         except Exception:  # never take the master down; the files stay and still count
             server.log.warning("promdrift: could not fold the counts of worker %s", worker.pid)

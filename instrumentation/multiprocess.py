@@ -40,6 +40,7 @@ import mmap
 import os
 import tempfile
 import threading
+import time
 import weakref
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Union
@@ -112,12 +113,28 @@ def _model_key(layout: Layout) -> str:
 
 
 @contextmanager
-def _dir_lock(directory: str, exclusive: bool) -> Iterator[None]:
+def _dir_lock(directory: str, exclusive: bool, timeout: Optional[float] = None
+              ) -> Iterator[None]:
     """Readers (scrapes) share the directory lock; compaction of dead files takes it alone,
-    so a scrape never sees a dead worker's counts twice or not at all."""
+    so a scrape never sees a dead worker's counts twice or not at all. ``timeout`` bounds the
+    wait for the exclusive lock (``TimeoutError``): scrapes do not queue behind a waiting
+    writer, so a stream of overlapping scrapes could otherwise hold it off for long."""
     fd = os.open(os.path.join(directory, _LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                                | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"the lock of {directory} stayed busy for "
+                                           f"{timeout} s") from None
+                    time.sleep(0.002)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -275,20 +292,22 @@ def _read(path: str, size: int) -> Optional[np.ndarray]:
     return data
 
 
-def mark_process_dead(pid: int, directory: Optional[str] = None) -> int:
+def mark_process_dead(pid: int, directory: Optional[str] = None, timeout: float = 10.0) -> int:
     """Fold the counts files of the dead process ``pid`` into one archive file per model.
 
     Totals do not change (the archive gains exactly what the removed files held), and scrapes
     never see the intermediate state (they share the directory lock this takes alone).
     Returns the number of files folded. Call it from the server's master process only, after
-    the worker has exited (gunicorn's ``child_exit``).
+    the worker has exited (gunicorn's ``child_exit``). When scrapes keep the directory busy
+    for ``timeout`` seconds, nothing is folded and ``TimeoutError`` is raised: the files stay
+    and still count.
     """
     directory = directory or os.environ.get(ENV)
     if not directory:
         return 0
     directory = os.path.abspath(directory)
     folded = 0
-    with _dir_lock(directory, exclusive=True):
+    with _dir_lock(directory, exclusive=True, timeout=timeout):
         for path in sorted(glob.glob(os.path.join(directory, f"*-{int(pid)}_*{_SUFFIX}"))):
             key = os.path.basename(path).split("-", 1)[0]
             dead = np.fromfile(path, dtype=np.float64)

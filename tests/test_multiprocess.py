@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -253,3 +254,51 @@ def test_fork_with_the_directory_gone_falls_back_to_private_memory(baseline, tmp
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert s2.local_snapshot()[Layout.INFERENCES] == 0
+
+
+def test_scrapes_during_folding_never_see_a_different_total(baseline, tmp_path):
+    """Folding dead files into the archive while other threads scrape: every scrape sees the
+    same total (the directory lock), none sees a dead worker's counts twice or not at all."""
+    import threading
+    live = store(baseline, tmp_path, "live")
+    live.counts[Layout.INFERENCES] += 1
+    pids = list(range(4_100_000, 4_100_040))
+    for i, pid in enumerate(pids):
+        s = store(baseline, tmp_path, f"{pid}_1")
+        s.counts[Layout.INFERENCES] += i + 1
+        s.close()
+    total = 1 + sum(range(1, len(pids) + 1))
+    seen = []
+    done = threading.Event()
+
+    def scrape():
+        while not done.is_set():
+            seen.append(live.snapshot()[Layout.INFERENCES])
+            time.sleep(0.0005)
+
+    scrapers = [threading.Thread(target=scrape) for _ in range(3)]
+    for t in scrapers:
+        t.start()
+    try:
+        for pid in pids:
+            assert mark_process_dead(pid, str(tmp_path)) == 1
+    finally:
+        done.set()
+        for t in scrapers:
+            t.join(10)
+    assert len(seen) > 10 and set(seen) == {total}
+    assert len(live.files()) == 2
+
+
+def test_folding_gives_up_when_the_directory_stays_busy(baseline, tmp_path):
+    from promdrift.instrumentation.multiprocess import _dir_lock
+    live = store(baseline, tmp_path, "live")
+    dead = store(baseline, tmp_path, "4200000_1")
+    dead.counts[Layout.INFERENCES] += 3
+    dead.close()
+    with _dir_lock(str(tmp_path), exclusive=False):  # a scrape that does not end
+        with pytest.raises(TimeoutError, match="busy"):
+            mark_process_dead(4200000, str(tmp_path), timeout=0.2)
+    assert live.snapshot()[Layout.INFERENCES] == 3  # nothing lost
+    assert mark_process_dead(4200000, str(tmp_path)) == 1
+    assert live.snapshot()[Layout.INFERENCES] == 3
