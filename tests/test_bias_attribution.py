@@ -101,7 +101,7 @@ def test_bias_counters_and_differences_match_numpy(registry):
                                     reference_recall_diff(isl, truth, pred, g, c),
                                     abs_tol=1e-12)
                 recall_checked += 1
-    assert recall_checked >= 5
+    assert recall_checked == 3  # Adelie lives on all three islands, the others on one
     # rows with a missing facet value count in no group
     sex = [r["sex"] for r in rows]
     total_sex = sum(m.sample("promdrift_bias_predictions_total", facet="sex", group=g,
