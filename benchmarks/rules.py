@@ -13,12 +13,14 @@ on its own 127.0.0.1 port and fed a steady stream of standard normal rows from a
    ``--evaluations`` times after their first evaluation,
    ``prometheus_rule_group_last_duration_seconds`` of every evaluation but each group's first
    is summarised per group.
-2. Drift to webhook: a second Prometheus (1 s scrape and evaluation) loads the fast copy of the
-   rules used by the integration tests (tests/integration/rulegen.py: "1h" window
-   ``--fast-window``, every ``for:`` ``--pending``) and sends alerts to Alertmanager
-   (group_wait 1s), which posts them to a local webhook. After the window has filled with
-   undrifted traffic, ``--drift-features`` features shift by ``--shift`` standard deviations;
-   the time until their PromdriftFeatureDrift alerts reach the webhook is measured.
+2. Drift to webhook: a target of ``--latency-features`` features (same replicas, same rate;
+   small enough that a 1 s evaluation interval is not overrun) and a second Prometheus (1 s
+   scrape and evaluation) with the fast copy of the rules used by the integration tests
+   (tests/integration/rulegen.py: windows ``--fast-window``, every ``for:`` ``--pending``),
+   sending alerts to Alertmanager (group_wait 1s), which posts them to a local webhook. After
+   the window has filled with undrifted traffic, ``--drift-features`` features shift by
+   ``--shift`` standard deviations; the time until their PromdriftFeatureDrift alerts reach
+   the webhook is measured.
 
 Every process is started here, bound to 127.0.0.1, stopped through its own handle, and every
 wait is bounded (``--timeout`` for each phase).
@@ -173,7 +175,7 @@ def phase_rule_evaluation(workdir: str, apps: List[AppServer], args: argparse.Na
 
 
 def phase_drift_to_webhook(workdir: str, apps: List[AppServer], traffic: Traffic,
-                           args: argparse.Namespace) -> List[str]:
+                           features: int, args: argparse.Namespace) -> List[str]:
     fast = fast_rules(os.path.join(workdir, "fast-rules"),
                       windows={"5m": args.fast_window, "1h": args.fast_window},
                       pending=args.pending, promql_dir=args.promql_dir)
@@ -204,7 +206,7 @@ def phase_drift_to_webhook(workdir: str, apps: List[AppServer], traffic: Traffic
     n_window = statistics.median(s["value"] for s in n_eval) if n_eval else 0
     slowest = max(s.get("last_duration_seconds", 0) for s in stats.values())
     return [
-        f"Drift to webhook: {args.drift_features} of {args.features} features shift by "
+        f"Drift to webhook: {args.drift_features} of {features} features shift by "
         f"{args.shift} sd (all replicas); fast rules: windows {args.fast_window}, for "
         f"{args.pending}; 1 s scrape and evaluation; Alertmanager group_wait 1s; "
         f"~{n_window:.0f} values per feature in the window.",
@@ -229,6 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--rate", type=int, default=200, help="rows per second per replica")
     p.add_argument("--interval", default="15s", help="scrape and evaluation interval, phase 1")
     p.add_argument("--evaluations", type=int, default=5)
+    p.add_argument("--latency-features", type=int, default=100)
     p.add_argument("--fast-window", default="30s")
     p.add_argument("--pending", default="3s")
     p.add_argument("--drift-features", type=int, default=10)
@@ -240,25 +243,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="directory with rules.yml and alerts.yml (to compare rule versions)")
     args = p.parse_args(argv)
 
-    rng = np.random.default_rng(0)
-    train = {f"f{j:04d}": rng.standard_normal(2000) for j in range(args.features)}
-    baseline = Baseline.fit(train, model="bench", bins=args.bins)
-    monitors = [DriftMonitor(baseline, registry=None) for _ in range(args.replicas)]
-    apps = [AppServer(metrics_app(m)) for m in monitors]
     out: List[str] = []
     with tempfile.TemporaryDirectory(prefix="promdrift-bench-") as workdir:
-        for app in apps:
-            app.__enter__()
-        try:
-            with Traffic(monitors, args.features, args.rate) as traffic:
-                out += phase_rule_evaluation(workdir, apps, args)
-                if not args.skip_drift:
-                    out += [""] + phase_drift_to_webhook(workdir, apps, traffic, args)
-        finally:
-            for app in reversed(apps):
-                app.__exit__(None, None, None)
+        with Target(args.features, args) as (apps, _):
+            out += phase_rule_evaluation(workdir, apps, args)
+        if not args.skip_drift:
+            with Target(args.latency_features, args) as (apps, traffic):
+                out += [""] + phase_drift_to_webhook(workdir, apps, traffic,
+                                                     args.latency_features, args)
     print("\n".join(out))
     return 0
+
+
+class Target:
+    """``args.replicas`` DriftMonitors of one synthetic ``features`` x ``args.bins`` baseline,
+    served on 127.0.0.1 and fed by a Traffic thread while the context is open."""
+
+    def __init__(self, features: int, args: argparse.Namespace):
+        rng = np.random.default_rng(0)
+        train = {f"f{j:04d}": rng.standard_normal(2000) for j in range(features)}
+        baseline = Baseline.fit(train, model="bench", bins=args.bins)
+        self.monitors = [DriftMonitor(baseline, registry=None) for _ in range(args.replicas)]
+        self.apps = [AppServer(metrics_app(m)) for m in self.monitors]
+        self.traffic = Traffic(self.monitors, features, args.rate)
+        self._entered: List[object] = []
+
+    def __enter__(self):
+        try:
+            for cm in [*self.apps, self.traffic]:
+                cm.__enter__()
+                self._entered.append(cm)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.apps, self.traffic
+
+    def __exit__(self, *exc: object) -> None:
+        while self._entered:
+            self._entered.pop().__exit__(None, None, None)
 
 
 if __name__ == "__main__":
