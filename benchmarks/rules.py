@@ -220,7 +220,9 @@ def phase_drift_to_webhook(workdir: str, apps: List[AppServer], traffic: Traffic
         "",
         f"Alerts for undrifted features: {len(false_alerts)} during the run, "
         f"{len(before)} before the injection.",
-    ]
+    ] + [f"- {a['labels'].get('feature')}: starts {a.get('startsAt')}, received "
+         f"{a['received_at'] - injected:+.1f} s after the injection: "
+         f"{a.get('annotations', {}).get('description', '')}" for a in false_alerts]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -237,7 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--drift-features", type=int, default=10)
     p.add_argument("--shift", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds, per wait")
-    p.add_argument("--skip-drift", action="store_true")
+    p.add_argument("--skip-drift", action="store_true", help="skip phase 2")
+    p.add_argument("--skip-eval", action="store_true", help="skip phase 1")
     p.add_argument("--top-rules", type=int, default=8, help="list the N slowest rules")
     p.add_argument("--promql-dir", default=PROMQL,
                    help="directory with rules.yml and alerts.yml (to compare rule versions)")
@@ -245,8 +248,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     out: List[str] = []
     with tempfile.TemporaryDirectory(prefix="promdrift-bench-") as workdir:
-        with Target(args.features, args) as (apps, _):
-            out += phase_rule_evaluation(workdir, apps, args)
+        if not args.skip_eval:
+            with Target(args.features, args) as (apps, _):
+                out += phase_rule_evaluation(workdir, apps, args)
         if not args.skip_drift:
             with Target(args.latency_features, args) as (apps, traffic):
                 out += [""] + phase_drift_to_webhook(workdir, apps, traffic,
