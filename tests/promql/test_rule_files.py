@@ -98,9 +98,10 @@ def test_every_alert_is_tested_just_before_and_at_its_for(alert: str) -> None:
     assert found, f"{alert}: no test of 'not firing' one step before 'firing'"
 
 
-def test_5m_group_is_the_1h_group_with_its_window() -> None:
-    as_text = yaml.safe_dump(GROUPS["promdrift-1h"]).replace("1h", "5m")
-    assert yaml.safe_dump(GROUPS["promdrift-5m"]) == as_text
+@pytest.mark.parametrize("prefix", ["promdrift", "promdrift-quality"])
+def test_5m_group_is_the_1h_group_with_its_window(prefix: str) -> None:
+    as_text = yaml.safe_dump(GROUPS[prefix + "-1h"]).replace("1h", "5m")
+    assert yaml.safe_dump(GROUPS[prefix + "-5m"]) == as_text
 
 
 def test_live_counters_are_summed_across_replicas_before_anything_else() -> None:
