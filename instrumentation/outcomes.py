@@ -230,7 +230,8 @@ class Outcomes:
     def families(self) -> List[Family]:
         out: List[Family] = []
         if self.quality is not None:
-            out += self.quality.families(self.base, self.store, self.model, self.baseline)
+            out += self.quality.families(self.base, self.store, self.model, self.baseline,
+                                         self.clock())
         if self.bias is not None:
             out += self.bias.families(self.base, self.baseline)
         if self.attribution is not None:

@@ -16,7 +16,7 @@ per numeric output, label delay).
     (2, 0)
     >>> store.close()
 
-Metric names and the rules built on them are in docs/metrics.md ("Model quality").
+Metric names and the rules built on them are in docs/metrics.md ("Outcomes").
 """
 
 from __future__ import annotations
@@ -372,6 +372,7 @@ class QualityCounters:
         self.invalid = 0
         self.duplicate_labels = 0
         self.duplicate_predictions = 0
+        self._store_counts: Tuple[int, int, int] = (0, 0, 0)
 
     def encode(self, output: str, value: Any) -> Any:
         """What the store keeps of a predicted (or actual) value: the class string, the
@@ -421,8 +422,9 @@ class QualityCounters:
         return classes
 
     def families(self, base: Labels, store: Optional[LabelStore], model: str,
-                 baseline: Any) -> List[Family]:
-        """The metric families of docs/metrics.md ("Model quality"), live and baseline."""
+                 baseline: Any, now: Optional[float] = None) -> List[Family]:
+        """The metric families of docs/metrics.md (outcomes), live and baseline. Purges the
+        store first, so held labels past their time are counted even without traffic."""
         with self.lock:
             confusion = {k: v.copy() for k, v in self.confusion.items()}
             errors = {k: v.copy() for k, v in self.errors.items()}
@@ -430,8 +432,19 @@ class QualityCounters:
             delay, delay_sum = self.delay.copy(), self.delay_sum
             joined, invalid = self.joined, self.invalid
             dup_l, dup_p = self.duplicate_labels, self.duplicate_predictions
-        by_age, by_count, expired = store.evicted(model) if store else (0, 0, 0)
-        waiting, held = store.pending(model) if store else (0, 0)
+        by_age, by_count, expired = self._store_counts
+        pending: List[Sample] = []
+        if store is not None:
+            try:
+                store.purge(time.time() if now is None else now)  # held labels expire now
+                by_age, by_count, expired = self._store_counts = store.evicted(model)
+                waiting, held = store.pending(model)
+                pending = [("promdrift_quality_pending", base + (("kind", "prediction"),),
+                            float(waiting)),
+                           ("promdrift_quality_pending", base + (("kind", "label"),),
+                            float(held))]
+            except sqlite3.Error:  # a broken store must not break the scrape: no gauge
+                pass
         conf: List[Sample] = []
         err: List[Sample] = []
         sq: List[Sample] = []
@@ -479,8 +492,7 @@ class QualityCounters:
                float(by_count))]),
             ("promdrift_quality_pending", "gauge",
              "Rows of the label store waiting for their other half, by what they hold.",
-             [("promdrift_quality_pending", base + (("kind", "prediction"),), float(waiting)),
-              ("promdrift_quality_pending", base + (("kind", "label"),), float(held))]),
+             pending),
             ("promdrift_quality_label_delay_seconds", "histogram",
              "Seconds from a prediction to its label (0 for labels that arrived first).",
              _histogram("promdrift_quality_label_delay_seconds", base,

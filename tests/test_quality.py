@@ -469,3 +469,19 @@ def test_baseline_quality_round_trip_and_old_files(tmp_path):
     m = DriftMonitor(b, model="renamed", registry=None).track_labels(":memory:")
     assert m.sample("promdrift_baseline_quality", output="diagnosis", metric="accuracy") \
         == b.quality["diagnosis"]["accuracy"]
+
+
+def test_scrape_expires_held_labels_and_survives_a_broken_store(registry):
+    clock = Clock()
+    b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="sc")
+    m = DriftMonitor(b, registry=registry).track_labels(":memory:", hold=10)
+    m.outcomes.clock = clock
+    assert m.record_label("lost", "a") == "held"
+    clock.t += 11  # no traffic at all: the scrape itself expires the held label
+    text = metrics_text(registry).decode()
+    assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
+    assert 'promdrift_quality_pending{model="sc",kind="label"} 0' in text
+    m.outcomes.store.close()
+    text = metrics_text(registry).decode()  # no exception, the last counts, no gauge
+    assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
+    assert "promdrift_quality_pending{" not in text
