@@ -36,6 +36,8 @@ from .quality import Family, Labels, Sample, number
 
 __all__ = ["AttributionCounters", "ndcg", "attribution_reference"]
 
+_FLOATS = frozenset({float, int, np.float64, np.float32})
+
 
 def ndcg(live: Mapping[str, float], reference: Mapping[str, float]) -> float:
     """nDCG of the live ranking (``{feature: mean |attribution|}``) against the reference
@@ -116,6 +118,15 @@ class AttributionCounters:
     def vector(self, attributions: Any) -> np.ndarray:
         """|attribution| per feature, NaN where absent or not a finite number. A mapping
         ``{feature: value}`` or a sequence in feature order."""
+        if type(attributions) is dict:  # the common case: every feature, plain numbers
+            try:
+                values = [attributions[f] for f in self.features]
+            except KeyError:
+                values = None
+            if values is not None and set(map(type, values)) <= _FLOATS:
+                x = np.abs(np.array(values, dtype=np.float64))
+                if np.isfinite(x).all():
+                    return x
         out = np.full(len(self.features), np.nan)
         if isinstance(attributions, Mapping):
             for k, v in attributions.items():
@@ -145,7 +156,7 @@ class AttributionCounters:
                     self.invalid += 1
         if not vecs:
             return
-        m = np.vstack(vecs)
+        m = vecs[0][None] if len(vecs) == 1 else np.vstack(vecs)
         ok = np.isfinite(m)
         sums = np.where(ok, m, 0.0).sum(0)
         counts = ok.sum(0)

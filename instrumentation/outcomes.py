@@ -83,6 +83,11 @@ class Outcomes:
             base += (("model_version", str(monitor.model_version)),)
         self.base = base
         self.clock = clock
+        #: predictions waiting to be written to the store (see :meth:`flush`)
+        self._queue: List[Tuple[str, str, float]] = []
+        self._queue_lock = threading.Lock()
+        self.flush_rows = 256
+        self.flush_seconds = 1.0
         self.quality: Optional[QualityCounters] = None
         self.store: Optional[LabelStore] = None
         self._own_store: Optional[str] = None
@@ -179,21 +184,41 @@ class Outcomes:
                 if len(ids) != n:
                     raise ValueError(f"{len(ids)} inference ids for {n} rows")
                 q = self.quality
+                now = self.clock()
                 items = []
                 for ident, o, g in zip(ids, outs, groups):
                     payload = {"p": {k: q.encode(k, v) for k, v in o.items()}}
                     if g:
                         payload["g"] = g
-                    items.append((_ident(ident), json.dumps(payload)))
-                for _, payload, label, pred_at, label_at in self.store.put_predictions(
-                        self.model, items, self.clock()):
-                    if payload is None:
-                        with q.lock:
-                            q.duplicate_predictions += 1
-                    else:
-                        self._join(payload, json.loads(label), 0.0)
+                    items.append((_ident(ident), json.dumps(payload), now))
+                with self._queue_lock:
+                    self._queue.extend(items)
+                    due = (len(self._queue) >= self.flush_rows
+                           or not now - self._queue[0][2] < self.flush_seconds)
+                if due:
+                    self.flush()
         except Exception:
             self.monitor._count_error()
+
+    def flush(self) -> None:
+        """Write the predictions queued by ``observe`` to the label store. ``observe``
+        queues them (at most ``flush_rows`` rows or ``flush_seconds`` seconds) so that one
+        SQLite transaction carries many; ``record_label``, a scrape and ``close`` flush
+        first. A label that still overtakes its prediction is held, then joined."""
+        if self.store is None:
+            return
+        with self._queue_lock:
+            items, self._queue = self._queue, []
+        if not items:
+            return
+        q = self.quality
+        for _, payload, label, pred_at, label_at in self.store.put_predictions(
+                self.model, items, self.clock()):
+            if payload is None:
+                with q.lock:
+                    q.duplicate_predictions += 1
+            else:
+                self._join(payload, json.loads(label), 0.0)
 
     def record_label(self, inference_id: Any, label: Any) -> str:
         """See ``DriftMonitor.record_label``."""
@@ -209,6 +234,7 @@ class Outcomes:
                 with self.quality.lock:
                     self.quality.invalid += 1
                 return "invalid"
+            self.flush()
             result = self.store.put_label(self.model, ident, text, self.clock())
             if result[0] == "matched":
                 self._join(result[1], json.loads(text), self.clock() - result[2])
@@ -230,6 +256,10 @@ class Outcomes:
     def families(self) -> List[Family]:
         out: List[Family] = []
         if self.quality is not None:
+            try:
+                self.flush()
+            except Exception:  # counted; the scrape goes on with what the store holds
+                self.monitor._count_error()
             out += self.quality.families(self.base, self.store, self.model, self.baseline,
                                          self.clock())
         if self.bias is not None:
@@ -239,6 +269,11 @@ class Outcomes:
         return out
 
     def close(self) -> None:
+        if self.store is not None:
+            try:
+                self.flush()
+            except Exception:
+                self.monitor._count_error()
         if self.store is not None and self._own_store is not None:
             self.store.close()
             for suffix in ("", "-wal", "-shm"):

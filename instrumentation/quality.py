@@ -110,35 +110,39 @@ class LabelStore:
                     UNIQUE (model, id)
                 );
                 CREATE INDEX IF NOT EXISTS outcomes_predicted_at ON outcomes (predicted_at);
-                CREATE INDEX IF NOT EXISTS outcomes_labelled_at ON outcomes (labelled_at);
+                CREATE INDEX IF NOT EXISTS outcomes_held ON outcomes (labelled_at)
+                    WHERE prediction IS NULL;
             """)
         except sqlite3.Error as e:
             raise ValueError(f"cannot open label store {self.path}: {e}") from None
 
     # --------------------------------------------------------------------------- writes
-    def put_predictions(self, model: str, items: Sequence[Tuple[str, str]], now: float
+    def put_predictions(self, model: str, items: Sequence[Tuple[Any, ...]], now: float
                         ) -> List[Tuple[str, Optional[str], Optional[str], float, float]]:
-        """Store predictions ``(inference_id, payload)``. Returns, for each id that was
-        already in the store, ``(id, prediction, label, predicted_at, labelled_at)``: a join
-        with a label that arrived first, or ``(id, None, None, now, now)`` for a duplicate
-        prediction id (ignored, the first prediction is kept)."""
+        """Store predictions ``(inference_id, payload)`` or ``(inference_id, payload,
+        predicted_at)`` (default ``now``). Returns, for each id that was already in the
+        store, ``(id, prediction, label, predicted_at, labelled_at)``: a join with a label
+        that arrived first, or ``(id, None, None, predicted_at, predicted_at)`` for a
+        duplicate prediction id (ignored: the first prediction is kept)."""
         out: List[Tuple[str, Optional[str], Optional[str], float, float]] = []
         with self._transaction(model, now) as db:
-            for ident, payload in items:
+            for item in items:
+                ident, payload = item[0], item[1]
+                at = float(item[2]) if len(item) > 2 else now
                 cur = db.execute(
                     "INSERT INTO outcomes (model, id, predicted_at, prediction) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (model, id) DO NOTHING",
-                    (model, ident, now, payload))
+                    (model, ident, at, payload))
                 if cur.rowcount:
                     continue
                 row = db.execute(
                     "UPDATE outcomes SET predicted_at = ?, prediction = ? "
                     "WHERE model = ? AND id = ? AND prediction IS NULL "
-                    "RETURNING label, labelled_at", (now, payload, model, ident)).fetchone()
+                    "RETURNING label, labelled_at", (at, payload, model, ident)).fetchone()
                 if row is not None:
-                    out.append((ident, payload, row[0], now, float(row[1])))
+                    out.append((ident, payload, row[0], at, float(row[1])))
                 else:
-                    out.append((ident, None, None, now, now))
+                    out.append((ident, None, None, at, at))
         return out
 
     def put_label(self, model: str, ident: str, label: str, now: float) -> Tuple[Any, ...]:

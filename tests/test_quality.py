@@ -29,6 +29,12 @@ class Clock:
         return self.t
 
 
+def rows(m):
+    """Rows in the monitor's label store, after writing the predictions observe queued."""
+    m.outcomes.flush()
+    return m.outcomes.store.rows()
+
+
 # ------------------------------------------------------------------------------ data
 def cancer():
     """Features, true diagnosis and a threshold rule's prediction for every row."""
@@ -124,6 +130,7 @@ def test_classifier_counters_match_numpy_with_out_of_order_duplicate_unknown(reg
     assert m.sample("promdrift_quality_labels_unmatched_total", reason="unknown") == 0
     assert m.sample("promdrift_quality_pending", kind="label") == 5
     clock.t += 301
+    m.outcomes.flush()
     m.outcomes.store.purge(clock())
     assert m.sample("promdrift_quality_labels_unmatched_total", reason="unknown") == 5
     assert m.sample("promdrift_quality_pending", kind="label") == 0
@@ -246,13 +253,13 @@ def test_max_rows_evicts_the_oldest_predictions():
     m.outcomes.clock = clock
     for i in range(120):
         m.observe({"x": 1.0}, "a", inference_id=i)
-    assert m.outcomes.store.rows() == 50
+    assert rows(m) == 50
     assert m.sample("promdrift_quality_pending", kind="prediction") == 50
     assert m.sample("promdrift_quality_predictions_evicted_total", reason="count") == 70
     assert m.record_label(70, "a") == "matched"  # the oldest one kept
     assert m.record_label(69, "a") == "held"  # evicted: its prediction is gone
     # the held label is a row too: it pushed out the oldest row, 70 (labelled: not counted)
-    assert m.outcomes.store.rows() == 50
+    assert rows(m) == 50
     assert m.sample("promdrift_quality_predictions_evicted_total", reason="count") == 70
     assert m.record_label(70, "a") == "held"  # and this one pushes out 71, unlabelled
     assert m.sample("promdrift_quality_predictions_evicted_total", reason="count") == 71
@@ -260,7 +267,7 @@ def test_max_rows_evicts_the_oldest_predictions():
     assert m.record_label(71, "a") == "held"  # pushes out 72, labelled: not counted
     assert m.sample("promdrift_quality_predictions_evicted_total", reason="count") == 71
     assert m.sample("promdrift_quality_pending", kind="label") == 3
-    assert m.outcomes.store.rows() == 50
+    assert rows(m) == 50
 
 
 def test_max_age_evicts_unlabelled_predictions_and_hold_expires_labels():
@@ -274,6 +281,7 @@ def test_max_age_evicts_unlabelled_predictions_and_hold_expires_labels():
     m.observe([{"x": 1.0}] * 5, ["b"] * 5, inference_id=[f"new{i}" for i in range(5)])
     assert m.record_label("early", "b") == "held"
     clock.t += 1801  # the old ones are now older than max_age
+    m.outcomes.flush()
     m.outcomes.store.purge(clock())
     assert m.sample("promdrift_quality_predictions_evicted_total", reason="age") == 9
     assert m.sample("promdrift_quality_labels_unmatched_total", reason="unknown") == 1
@@ -363,8 +371,33 @@ def test_record_label_never_raises():
     m.outcomes.store.close()
     assert m.record_label("2", "a") == "error"
     assert m.sample("promdrift_instrumentation_errors_total") == 1
-    m.observe({"x": 1.0}, "a", inference_id="3")  # the store is closed: counted, no raise
+    m.observe({"x": 1.0}, "a", inference_id="3")  # queued
+    assert "promdrift_quality_labels_total" in m.render()  # the flush fails: counted
     assert m.sample("promdrift_instrumentation_errors_total") == 2
+    m.outcomes.flush_rows = 1
+    m.observe({"x": 1.0}, "a", inference_id="4")  # written at once: fails, counted, no raise
+    assert m.sample("promdrift_instrumentation_errors_total") == 3
+
+
+def test_observe_queues_predictions_and_a_label_flushes_them():
+    clock = Clock()
+    b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="q")
+    m = DriftMonitor(b, registry=None).track_labels(":memory:")
+    m.outcomes.clock = clock
+    m.observe({"x": 1.0}, "a", inference_id="1")
+    assert m.outcomes.store.rows() == 0  # queued
+    clock.t += 0.5
+    m.observe([{"x": 1.0}] * 254, ["b"] * 254, inference_id=[f"b{i}" for i in range(254)])
+    assert m.outcomes.store.rows() == 0  # 255 queued < flush_rows 256
+    clock.t += 0.6  # the oldest queued row is 1.1 s old: the next observe writes them all
+    m.observe({"x": 1.0}, "a", inference_id="2")
+    assert m.outcomes.store.rows() == 256
+    m.observe({"x": 1.0}, "a", inference_id="3")
+    clock.t += 10
+    assert m.record_label("3", "a") == "matched"  # flushed first, so it finds "3"
+    # the label delay is counted from observe, not from the flush
+    assert m.sample("promdrift_quality_label_delay_seconds_sum") == 10.0
+    assert m.outcomes.store.rows() == 257
 
 
 def test_duplicate_prediction_ids_keep_the_first():
