@@ -250,9 +250,9 @@ class Baseline:
     #: feature. Empty unless set by :meth:`with_quality`, :meth:`with_bias`,
     #: :meth:`with_attributions`; written to JSON only when set, so a baseline without them
     #: is byte-for-byte (and digest) what promdrift always wrote.
-    quality: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    bias: Dict[str, Any] = field(default_factory=dict)
-    attribution: Dict[str, float] = field(default_factory=dict)
+    quality: Dict[str, Dict[str, float]] = field(default_factory=dict, hash=False)
+    bias: Dict[str, Any] = field(default_factory=dict, hash=False)
+    attribution: Dict[str, float] = field(default_factory=dict, hash=False)
 
     # ----------------------------------------------------------------- fitting
     @classmethod

@@ -98,6 +98,8 @@ class Outcomes:
 
     # --------------------------------------------------------------------------- setup
     def enable_quality(self, store: Any = None, **limits: Any) -> None:
+        if self.quality is not None:
+            raise ValueError(f"model {self.model!r} already tracks labels")
         quality = QualityCounters(self.baseline)
         if isinstance(store, LabelStore):
             if limits:

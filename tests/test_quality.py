@@ -434,6 +434,12 @@ def test_labels_without_tracking_or_outputs():
     b = Baseline.fit({"x": [1.0, 2.0]}, model="np")
     with pytest.raises(ValueError, match="no prediction outputs"):
         DriftMonitor(b, registry=None).track_labels(":memory:")
+    b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="twice")
+    m = DriftMonitor(b, registry=None).track_labels(":memory:")
+    with pytest.raises(ValueError, match="already tracks labels"):
+        m.track_labels(":memory:")
+    with pytest.raises(ValueError, match="limits to the LabelStore"):
+        DriftMonitor(b, registry=None).track_labels(LabelStore(), max_rows=3)
 
 
 # ------------------------------------------------------------------------------ HTTP handler
@@ -498,6 +504,7 @@ def test_baseline_quality_round_trip_and_old_files(tmp_path):
         plain.with_quality(truth[:3], pred[:4])
     with pytest.raises(BaselineError, match="no valid"):
         plain.with_quality([None, None], ["benign", "benign"])
+    assert hash(b) == hash(plain)  # still hashable: the reference sections are not hashed
     # model= on DriftMonitor keeps the quality section
     m = DriftMonitor(b, model="renamed", registry=None).track_labels(":memory:")
     assert m.sample("promdrift_baseline_quality", output="diagnosis", metric="accuracy") \
