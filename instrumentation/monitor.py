@@ -116,7 +116,7 @@ class DriftMonitor:
     def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,
                  model: Optional[str] = None, model_version: Optional[str] = None,
                  registry: Optional[CollectorRegistry] = REGISTRY,
-                 store: Optional[CounterStore] = None):
+                 store: Optional[CounterStore] = None, capture: Optional[Any] = None):
         if not isinstance(baseline, Baseline):
             baseline = Baseline.load(os.fspath(baseline))
         if model is not None:
@@ -159,16 +159,36 @@ class DriftMonitor:
         self._feat_edges_t = lay.edges_t[:, :lay.n_numeric_features]
         if registry is not None:
             collector_for(registry).add(self)
+        self.capture = None
+        if capture is not None:
+            self.capture_to(capture)
+
+    def capture_to(self, capture: Any) -> "DriftMonitor":
+        """Also write a sample of the observed rows to ``capture``, a
+        :class:`~promdrift.instrumentation.capture.DataCapture` (see docs/capture.md); its
+        counters join this monitor's registry. Returns ``self``."""
+        capture.watch(self.model)
+        if self.registry is not None:
+            capture.register(self.registry)
+        self._capture_args = {"model": self.model, "model_version": self.model_version,
+                              "feature_names": tuple(self.baseline.feature_names),
+                              "output_names": tuple(self.baseline.prediction_names)}
+        self.capture = capture
+        return self
 
     # ------------------------------------------------------------------ observe
-    def observe(self, features: Any, prediction: Any = None) -> None:
+    def observe(self, features: Any, prediction: Any = None, *, inference_id: Any = None) -> None:
         """Count one inference or a batch.
 
         ``features``: one row (a dict, or a sequence / 1-D array in baseline feature order)
         or a batch (a list of dicts or sequences, a 2-D array). ``prediction``: for one row,
         the output value (a dict ``{output: value}`` or a sequence when the baseline has
         several outputs); for a batch, a sequence of those (or a 1-D / 2-D array).
+        ``inference_id`` (one, or one per row of a batch) is only written by data capture.
         """
+        if self.capture is not None:  # never raises; cheap when the row is not sampled
+            self.capture.record(features, prediction, inference_id=inference_id,
+                                **self._capture_args)
         try:
             if type(features) is dict and prediction is None and self._dict_fast(features):
                 return
