@@ -434,7 +434,8 @@ class DataCapture:
             if len(line) > self.max_file_bytes:
                 self._drop(model, "too_large")
                 continue
-            if self._fd is not None and self._size + size + len(line) > self.max_file_bytes:
+            if (self._fd is not None or chunk) and \
+                    self._size + size + len(line) > self.max_file_bytes:
                 self._append(chunk, models)
                 chunk, models, size = [], [], 0
                 self._finish()
@@ -494,13 +495,13 @@ class DataCapture:
         fd, part = self._fd, self._part
         if fd is None or part is None:
             return
-        self._fd, self._part = None, None
+        size, self._fd, self._part, self._size = self._size, None, None, 0
         try:
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if self._size == 0:
+            if size == 0:
                 os.unlink(part)
             else:
                 os.replace(part, part[:-len(".part")])
