@@ -107,16 +107,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from promdrift.instrumentation.tabular import Progress
 
     start = time.monotonic()
-    thresholds = Thresholds(datatype=args.datatype_threshold,
-                            completeness=args.completeness_tolerance,
-                            drift=args.drift_threshold, c_alpha=args.c_alpha,
-                            domain=args.domain_threshold, range_tolerance=args.range_tolerance,
-                            range_share=args.range_threshold, min_samples=args.min_samples)
     violations_path = args.violations or os.path.join(
         os.path.dirname(os.path.abspath(args.output)), "violations.json")
     progress = None if args.quiet else (
         lambda total: Progress("reading capture", total, min_total=8 << 20))
     try:
+        thresholds = Thresholds(
+            datatype=args.datatype_threshold, completeness=args.completeness_tolerance,
+            drift=args.drift_threshold, c_alpha=args.c_alpha, domain=args.domain_threshold,
+            range_tolerance=args.range_tolerance, range_share=args.range_threshold,
+            min_samples=args.min_samples)
         baseline = Baseline.load(args.baseline)
         report = build_report(baseline, args.capture_dir, thresholds=thresholds,
                               train=args.train, model=args.model,

@@ -89,6 +89,14 @@ class Thresholds:
     range_share: float = 0.01
     min_samples: int = 200
 
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not value >= 0 or not math.isfinite(value):
+                raise ReportError(f"threshold {name} must be a finite number >= 0, "
+                                  f"got {value!r}")
+
 
 @dataclass
 class Violation:

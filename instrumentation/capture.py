@@ -46,6 +46,7 @@ import atexit
 import collections
 import datetime as _dt
 import glob
+import itertools
 import json
 import logging
 import math
@@ -77,6 +78,7 @@ _PART = ".jsonl.part"
 _NAME_RE = re.compile(r"^(?P<prefix>.+)-(?P<ts>\d{8}T\d{6}\d{6}Z)-(?P<host>.+)-(?P<pid>\d+)"
                       r"-(?P<seq>\d+)\.jsonl(?:\.part)?$")
 _FLUSH = "flush"
+_sequence = itertools.count(1)
 _ROTATE = "rotate"
 _STOP = "stop"
 
@@ -379,31 +381,40 @@ class DataCapture:
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
-        queue, wake = self._queue, self._wake
         while True:
-            wake.wait(self.flush_interval)
-            wake.clear()
-            lines: List[Tuple[str, bytes]] = []
-            while queue:
-                item = queue.popleft()
-                if len(item) == 2:  # a control message
-                    self._write(lines)
-                    lines = []
-                    what, done = item
-                    if what in (_ROTATE, _STOP):
-                        self._finish()
-                    done.set()
-                    if what == _STOP:
-                        return
-                    continue
-                try:
-                    lines.append((item[1], self._encode(item)))
-                except Exception:
-                    self._failed(item[1], "encode_error", "encode")
-                if len(lines) >= 1000:
-                    self._write(lines)
-                    lines = []
-            self._write(lines)
+            try:
+                if self._drain_once():
+                    return
+            except Exception:  # never let the writer die: later rows would only pile up
+                self._failed("", "encode_error", "writer", 0)
+
+    def _drain_once(self) -> bool:
+        """Wait for rows, write them; True when told to stop."""
+        queue, wake = self._queue, self._wake
+        wake.wait(self.flush_interval)
+        wake.clear()
+        lines: List[Tuple[str, bytes]] = []
+        while queue:
+            item = queue.popleft()
+            if len(item) == 2:  # a control message
+                self._write(lines)
+                lines = []
+                what, done = item
+                if what in (_ROTATE, _STOP):
+                    self._finish()
+                done.set()
+                if what == _STOP:
+                    return True
+                continue
+            try:
+                lines.append((item[1], self._encode(item)))
+            except Exception:
+                self._failed(item[1], "encode_error", "encode")
+            if len(lines) >= 1000:
+                self._write(lines)
+                lines = []
+        self._write(lines)
+        return False
 
     @staticmethod
     def _encode(item: Tuple[Any, ...]) -> bytes:
@@ -468,7 +479,7 @@ class DataCapture:
                 self._rows[m] = self._rows.get(m, 0) + 1
 
     def _open(self) -> None:
-        self._seq += 1
+        self._seq = next(_sequence)  # process-wide: two captures never pick the same name
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"{self.prefix}-{stamp}-{self._host}-{self._pid}-{self._seq:06d}{_PART}"
         path = os.path.join(self.directory, name)

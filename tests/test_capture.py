@@ -287,6 +287,49 @@ def test_predictions_are_named_by_the_monitor(tmp_path, breast_cancer_baseline,
     assert [list(r["features"].values()) for r in recs] == x.tolist()
 
 
+def test_observe_never_raises_because_of_capture(tmp_path, monkeypatch, caplog):
+    cap = DataCapture(tmp_path, registry=None)
+    monitor = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0]}, model="m", bins=2),
+                           registry=None, capture=cap)
+
+    def broken(v):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(capture_mod, "_snapshot", broken)
+    with caplog.at_level("ERROR", logger="promdrift"):
+        monitor.observe({"x": 1.5})
+        monitor.observe({"x": 2.5})
+    assert monitor.sample("promdrift_inferences_total") == 2
+    assert monitor.sample("promdrift_instrumentation_errors_total") == 0
+    assert cap.dropped_total("encode_error") == 2
+    assert sum("data capture" in r.getMessage() for r in caplog.records) == 1
+    cap.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_writes_its_own_files(tmp_path):
+    cap = DataCapture(tmp_path, registry=None)
+    cap.record({"who": "parent", "i": 0})
+    assert cap.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: the writer thread did not survive the fork
+        code = 1
+        try:
+            n = sum(cap.record({"who": "child", "i": i}) for i in range(5))
+            cap.close()
+            code = 0 if n == 5 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    cap.record({"who": "parent", "i": 1})
+    cap.close()
+    recs = read_capture(tmp_path)
+    assert sorted((r["features"]["who"], r["features"]["i"]) for r in recs) == \
+        [("child", i) for i in range(5)] + [("parent", 0), ("parent", 1)]
+    assert any(f"-{pid}-" in f for f in files(tmp_path, ".jsonl"))
+
+
 @pytest.mark.parametrize("kwargs", [{"sample_rate": 1.5}, {"sample_rate": -0.1},
                                     {"sample_rate": "1"}, {"max_files": 0},
                                     {"max_file_bytes": 10}, {"prefix": "a/b"},

@@ -288,3 +288,13 @@ def test_cli_end_to_end(tmp_path, penguins_rows, capsys):
     assert main(["report", "--baseline", str(b), str(tmp_path / "nope"), "-o",
                  str(html_path), "-q"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["report", "--baseline", str(b), str(tmp_path / "cap"), "-o",
+                 str(html_path), "--drift-threshold", "-1", "-q"]) == 2
+    assert "drift must be a finite number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [{"drift": -0.1}, {"datatype": float("nan")},
+                                 {"min_samples": True}, {"domain": "0.1"}])
+def test_bad_thresholds(bad):
+    with pytest.raises(report_mod.ReportError):
+        Thresholds(**bad)
