@@ -2,6 +2,7 @@
 
     python benchmarks/capture.py            # prints a markdown table
     python benchmarks/capture.py --quick    # fewer repetitions
+    python benchmarks/capture.py --report   # promdrift report over 200,000 captured rows
 
 Three ways, interleaved in one process on the same rows:
 
@@ -82,10 +83,41 @@ def bench(features: int, rate: float, repeats: int) -> dict:
         "dropped": cap.dropped_total() / sampled if sampled else 0.0}
 
 
+def bench_report(rows: int = 200_000, features: int = 20) -> None:
+    """Capture ``rows`` rows of ``features`` numeric features, then time ``promdrift report``."""
+    import subprocess
+    import sys
+    rng = np.random.default_rng(0)
+    names = [f"f{i}" for i in range(features)]
+    tmp = tempfile.mkdtemp()
+    baseline = Baseline.fit(rng.normal(size=(20_000, features)), names=names, model="big")
+    baseline.save(os.path.join(tmp, "b.json"))
+    cap = DataCapture(os.path.join(tmp, "cap"), registry=None, max_file_bytes=8 << 20,
+                      max_files=1000, queue_size=rows)
+    monitor = DriftMonitor(baseline, registry=None, capture=cap)
+    t0 = time.perf_counter()
+    monitor.observe(rng.normal(0.1, 1.0, size=(rows, features)))
+    cap.close(timeout=600)
+    written = time.perf_counter() - t0
+    size = sum(os.path.getsize(os.path.join(tmp, "cap", f))
+               for f in os.listdir(os.path.join(tmp, "cap")))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "promdrift.exporter.cli", "report", "--baseline",
+                    os.path.join(tmp, "b.json"), os.path.join(tmp, "cap"), "-o",
+                    os.path.join(tmp, "report.html"), "-q"], check=True)
+    took = time.perf_counter() - t0
+    print(f"| {rows:,} rows x {features} features | {size / 2**20:.0f} MB | "
+          f"capture {written:.1f} s | report {took:.1f} s ({rows / took:,.0f} rows/s) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
+    if args.report:
+        bench_report()
+        return
     repeats = 3 if args.quick else 9
     print("| features | sample rate | observe | + capture (queue), request thread "
           "| writer thread, per row written | + inline json write | queue dropped |")
