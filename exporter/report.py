@@ -101,7 +101,11 @@ class Thresholds:
 @dataclass
 class Violation:
     """One failed check, in the shape of SageMaker's ``constraint_violations.json`` entries
-    (plus the measured ``value`` and the ``threshold`` it was compared with)."""
+    (plus the measured ``value`` and the ``threshold`` it was compared with).
+
+        >>> Violation("age", "range_check", "3% outside", 0.03, 0.01).to_dict()["constraint_check_type"]
+        'range_check'
+    """
 
     feature_name: str
     check: str
@@ -126,7 +130,20 @@ def _finite(x: float) -> Any:
 
 @dataclass
 class FeatureReport:
-    """Statistics of one feature (``role="feature"``) or prediction output (``"output"``)."""
+    """Statistics of one feature (``role="feature"``) or prediction output (``"output"``).
+
+        >>> from promdrift.instrumentation.baseline import CategoricalColumn
+        >>> col = CategoricalColumn("plan", categories=("a",), counts=(9, 1), invalid=0,
+        ...                         distinct=2)
+        >>> f = FeatureReport("plan", "feature", col, rows=4, null=1,
+        ...                   counts=np.array([1, 2]))
+        >>> f.missing_rate, round(f.unseen_rate, 3), f.baseline_other_share
+        (0.25, 0.667, 0.1)
+
+    Counts of rows by what they held (``missing`` absent, ``null``, ``nan``, ``inf``,
+    ``wrong_type``), ``counts`` of the valid values over the baseline's bins or categories
+    (``__other__`` last), and the statistics of docs/capture.md.
+    """
 
     name: str
     role: str
@@ -197,7 +214,14 @@ class FeatureReport:
 
 @dataclass
 class Report:
-    """The result of :func:`build_report`."""
+    """The result of :func:`build_report`: every feature's statistics and all violations.
+
+        >>> import tempfile
+        >>> b = Baseline.fit({"x": [1.0, 2.0, 3.0]}, model="m", bins=2)
+        >>> r = build_report(b, tempfile.mkdtemp())
+        >>> r.rows, [f.name for f in r.sorted_features], r.violations
+        (0, ['x'], [])
+    """
 
     model: str
     baseline: Baseline
