@@ -4,6 +4,7 @@ import errno
 import json
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -148,7 +149,8 @@ def test_sigkill_mid_stream_leaves_no_corrupt_file(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)],
                             stdout=subprocess.PIPE)
     try:
-        assert proc.stdout.readline().strip() == b"ready"
+        ready, _, _ = select.select([proc.stdout], [], [], 60)  # bounded wait
+        assert ready and proc.stdout.readline().strip() == b"ready"
         time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGKILL)
