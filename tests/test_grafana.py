@@ -228,3 +228,47 @@ def test_readme_documents_every_dashboard():
     for d in DASHBOARD_FILES.values():
         assert d["title"] in readme and d["uid"] in readme
     assert os.path.isdir(DASHBOARDS)
+
+
+# ------------------------------------------------------------------- names the queries use
+def _rule_names():
+    with open(os.path.join(ROOT, "promql", "rules.yml")) as f:
+        return {r["record"] for g in yaml.safe_load(f)["groups"] for r in g["rules"]
+                if "record" in r}
+
+
+def _metric_families():
+    with open(os.path.join(ROOT, "docs", "metrics.md")) as f:
+        return set(re.findall(r"`(promdrift_[a-z_]+)`", f.read()))
+
+
+def _queries():
+    for name, d in sorted(DASHBOARD_FILES.items()):
+        exprs = [t["expr"] for _, t in targets(d)]
+        exprs += [a["expr"] for a in d["annotations"]["list"] if a.get("expr")]
+        exprs += [variable_query(v) for v in variables(d).values() if v["type"] == "query"]
+        for window in ("1h", "5m"):
+            values = {n: window if n == "window" else "x" for n in variables(d)}
+            for e in exprs:
+                yield name, substitute(re.sub(r'"(?:[^"\\]|\\.)*"', '""', e), values)
+
+
+def test_every_recording_rule_a_dashboard_reads_exists():
+    rules, used = _rule_names(), set()
+    for name, expr in _queries():
+        for metric in re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", expr):
+            assert metric in rules, f"{name}: {metric} is not a rule of promql/rules.yml"
+            used.add(metric)
+    assert len(used) >= 40
+
+
+def test_every_raw_metric_a_dashboard_reads_is_documented():
+    families, used = _metric_families(), set()
+    suffixes = ("_bucket", "_count", "_sum")
+    for name, expr in _queries():
+        for metric in re.findall(r"(?<![:\w])promdrift_[a-z_]+\b", expr):
+            base = next((metric[:-len(s)] for s in suffixes
+                         if metric.endswith(s) and metric not in families), metric)
+            assert base in families, f"{name}: {metric} is not in docs/metrics.md"
+            used.add(metric)
+    assert {"promdrift_inferences_total", "promdrift_baseline_info"} <= used
