@@ -25,9 +25,11 @@ GRAFANA = os.path.join(ROOT, "grafana")
 DASHBOARDS = os.path.join(GRAFANA, "dashboards")
 
 # Grafana's variable syntaxes: $name, [[name]] / [[name:fmt]], ${name} / ${name:fmt}.
-_VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
-_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(?P<selector>.+?)\s*,\s*)?(?P<label>\w+)\s*\)\s*$",
-                           re.S)
+_VARIABLE = re.compile(r"\$(\w+)"
+                       r"|\[\[(\w+?)(?::(\w+))?\]\]"
+                       r"|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
+_LABEL_VALUES = re.compile(
+    r"^\s*label_values\(\s*(?:(?P<selector>.+?)\s*,\s*)?(?P<label>\w+)\s*\)\s*$", re.S)
 
 
 def load_dashboards(directory: str = DASHBOARDS) -> Dict[str, Dict[str, Any]]:

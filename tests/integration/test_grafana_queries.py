@@ -41,9 +41,10 @@ pytestmark = [
 DATA = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "data")
 SCRAPE_S = 1
 RANGE_S = 20
-TICK_S = 0.2
-BATCH = 25
-MAX_TICKS = 1500            # the feeding thread stops after 5 minutes whatever happens
+TICK_S = 0.1
+BATCH = 100                 # rows per model and tick: 1,000 rows/s per model
+MAX_TICKS = 3000            # the feeding thread stops after 5 minutes whatever happens
+MIN_WINDOW_N = 2000         # rows in the 1h window before the queries run
 BC_FEATURES = ["mean_radius", "mean_texture", "mean_perimeter", "mean_area", "mean_smoothness"]
 EXPECTED_ALERTS = {("PromdriftFeatureDrift", "penguins", "body_mass_g"),
                    ("PromdriftCategoricalDrift", "penguins", "island"),
@@ -152,8 +153,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
                 got = {(a["metric"]["alertname"], a["metric"]["model"],
                         a["metric"].get("feature") or a["metric"].get("output"))
                        for a in prom.query('ALERTS{alertstate="firing"}')}
-                return EXPECTED_ALERTS <= got
-            wait_until(firing, timeout=40, interval=0.5, what="the injected drift alerts")
+                n = prom.query("min(model_output:promdrift_prediction_class:increase1h)")
+                return EXPECTED_ALERTS <= got and bool(n) and n[0]["value"] >= MIN_WINDOW_N
+            wait_until(firing, timeout=40, interval=0.5,
+                       what=f"the injected drift alerts and {MIN_WINDOW_N} rows per window")
             yield Stack(prom, {m.name: m for m in models}, baselines)
         finally:
             stop.set()
@@ -307,3 +310,44 @@ def test_worst_feature_tops_the_overview(stack: Stack) -> None:
     assert worst in {("penguins", "body_mass_g"), ("breast_cancer", "mean_radius")}
     assert ratio[worst] > 1
     assert ratio[("penguins", "bill_depth_mm")] < 1
+
+
+@pytest.mark.parametrize("name,panel", [(n, p) for n, p in _merged_panels()
+                                        if p["type"] == "barchart"],
+                         ids=[f"{n}:{p['title']}" for n, p in _merged_panels()
+                              if p["type"] == "barchart"])
+def test_bar_charts_compare_probabilities(stack: Stack, name: str, panel: Dict[str, Any]) -> None:
+    """Each bar series is a distribution: bin / category / class shares sum to 1 (up to the
+    PSI floor of empty bins), a CDF rises to 1 at +Infinity; the injected drift shows as a
+    large gap between a live and a baseline bar, the resampled (undrifted) columns do not."""
+    dash = DASHBOARDS[name]
+    now = time.time()
+    row = next(r for r, p in rows(dash) if p is panel)
+    x = panel["options"]["xField"]
+    cdf = x == "le"
+    combos = [c for c in _combinations(stack, dash, now) if _applies(row, stack, c)
+              and c["window"] == "1h"]
+    gaps = {}
+    for c in combos:
+        live, base = ({s["metric"][x]: s["values"][0] for s in _series(
+            stack.prom, substitute(t["expr"], c, SCRAPE_S, SCRAPE_S, RANGE_S), True, now)}
+            for t in panel["targets"])
+        for bars in (live, base):
+            if cdf:
+                assert bars["+Infinity"] == pytest.approx(1.0)
+                edges = sorted(bars, key=float)
+                assert all(bars[a] <= bars[b] + 1e-12 for a, b in zip(edges, edges[1:]))
+            else:
+                assert sum(bars.values()) == pytest.approx(1.0, abs=1e-4 * len(bars))
+        gaps[(c["model"], c.get("feature") or c.get("output"))] = \
+            max(abs(live[k] - base[k]) for k in base)
+    drifted = {("penguins", "body_mass_g"), ("penguins", "island"),
+               ("breast_cancer", "mean_radius"), ("breast_cancer", "risk_score")}
+    print(f"\n{name} {panel['title']}, largest gap live - baseline: "
+          + ", ".join(f"{k[1]} {v:.3f}" for k, v in sorted(gaps.items())))
+    assert gaps
+    for key, gap in gaps.items():
+        if key in drifted:
+            assert gap > 0.08, (key, gap)
+        else:
+            assert gap < 0.05, (key, gap)
