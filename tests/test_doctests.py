@@ -13,7 +13,8 @@ MODULES = sorted({"promdrift.instrumentation"} | {
 WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning",
                  "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
                  "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
-                 "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask"}
+                 "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask",
+                 "promdrift.instrumentation.landing"}
 
 
 def test_the_core_modules_are_found():
