@@ -76,12 +76,15 @@ table {{ border-collapse: collapse; }}
 caption {{ text-align: left; color: #555; padding: 4px 0; }}
 th, td {{ border-bottom: 1px solid #e6e6e6; padding: 4px 10px; text-align: left;
   vertical-align: middle; }}
-thead th {{ border-bottom: 2px solid #bbb; font-weight: 600; }}
-tbody th {{ font-weight: 600; max-width: 260px; overflow-wrap: anywhere; }}
+thead th {{ border-bottom: 2px solid #bbb; font-weight: 600; white-space: nowrap; }}
+tbody th {{ font-weight: 600; max-width: 260px; overflow-wrap: break-word; }}
+.inv {{ white-space: nowrap; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 td.over {{ background: #fde0cf; }}
 .crit, .axis, .none {{ color: #666; font-size: 12px; }}
 .axis {{ display: flex; justify-content: space-between; width: {_W}px; }}
+.axis .cat {{ flex: 1 1 0; min-width: 0; text-align: center; overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }}
 .role {{ color: #666; font-size: 12px; display: block; font-weight: normal; }}
 svg.hist {{ display: block; }}
 svg .b {{ fill: {_BASE_COLOUR}; }}
@@ -159,8 +162,11 @@ class _Column:
             titles = cats
             label = (f"{name}: probability per category, baseline vs live, {k - 1} "
                      f"categories and __other__")
-            shown = ", ".join(cats if k <= 4 else cats[:3] + ["…", cats[-1]])
-            axis = f'<div class="axis"><span>{shown}</span></div>'
+            if k <= 8:  # a name under each bar
+                axis = "".join(f'<span class="cat" title="{c}">{c}</span>' for c in cats)
+            else:
+                axis = "<span>" + ", ".join(cats[:3] + ["…", cats[-1]]) + "</span>"
+            axis = f'<div class="axis">{axis}</div>'
         kind = "numeric" if self.numeric else "categorical"
         self.open = (f'<tr data-column="{name}" data-role="{role}" data-kind="{kind}">'
                      f'<th scope="row">{name}<span class="role">{role}</span></th>'
