@@ -47,6 +47,7 @@ pytest: venv
 
 bench: venv
 	$(BIN)/python benchmarks/observe.py
+	$(BIN)/python benchmarks/landing.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts

@@ -305,7 +305,7 @@ def landing_page(monitors: Any, title: str = "promdrift",
     ``monitors``: a ``DriftMonitor``, an iterable of them, a ``CollectorRegistry`` (every
     model registered in it) or a ``PromdriftCollector``. ``title`` heads the page;
     ``metrics_path``, when not ``None``, is linked as where the metrics are. Cost:
-    O(columns x bins), about 7 ms for 100 features x 20 bins (benchmarks/landing.py).
+    O(columns x bins), about 10 ms for 100 features x 20 bins (benchmarks/landing.py).
     """
     models = _monitors(monitors)
     t = _esc(str(title))
