@@ -419,3 +419,21 @@ def test_several_monitors_share_one_page(small, registry):
     b.instrument(app, metrics_path="/metrics-b")  # instrumented and in a's registry: once
     p = Page(app.test_client().get("/").get_data(as_text=True))
     assert [s["data-model"] for s in p.sections] == ["a", "b", "c", "d"]
+
+
+def test_many_categories_are_summarised_under_the_picture():
+    values = [f"k{i}" for i in range(12) for _ in range(i + 1)]
+    monitor = DriftMonitor(Baseline.fit({"k": values}, model="m", top_k=10), registry=None)
+    monitor.observe([{"k": "k11"}, {"k": "k0"}, {"k": "new"}])
+    text = landing_page(monitor)
+    p = Page(text)
+    bars = p.rows[("feature", "k")]["bars"]
+    assert [b["attrs"]["data-category"] for b in bars] == \
+        [f"k{i}" for i in range(11, 1, -1)] + [OTHER]
+    assert [b["attrs"]["data-n-live"] for b in bars] == ["1"] + ["0"] * 9 + ["2"]
+    assert [b["attrs"]["data-n-baseline"] for b in bars] == \
+        [str(i + 1) for i in range(11, 1, -1)] + ["3"]  # k0 (1) and k1 (2) in __other__
+    assert "k11, k10, k9, …, __other__" in text
+    small = landing_page(DriftMonitor(Baseline.fit({"k": ["a", "b"]}, model="s"),
+                                      registry=None))
+    assert '<span class="cat" title="a">a</span>' in small
