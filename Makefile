@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the tests and the demo run against (binary -> package).
 APT_PACKAGES := prometheus prometheus-alertmanager chromium
 
-.PHONY: test pytest check-rules system-deps venv bench clean
+.PHONY: test pytest check-rules system-deps venv bench demo clean
 
 test: system-deps venv check-rules pytest
 
@@ -45,9 +45,13 @@ check-rules:
 pytest: venv
 	$(BIN)/python -m pytest
 
+# The whole loop on this machine, no Docker: `make demo ARGS=--keep-running` leaves it up.
+demo: system-deps venv
+	$(BIN)/python demo/run.py $(ARGS)
+
 bench: venv
 	$(BIN)/python benchmarks/observe.py
 	$(BIN)/python benchmarks/landing.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts .demo

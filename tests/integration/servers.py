@@ -287,8 +287,14 @@ class AppServer:
     a thread."""
 
     def __init__(self, app: Any):
-        from werkzeug.serving import make_server
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True,
+                                   request_handler=QuietHandler)
         self.port = self._server.server_port
         self.address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
