@@ -24,9 +24,9 @@ value at alpha = 0.05; the total variation distance for categorical ones), its i
 values by reason, and an inline SVG of the baseline (wide blue bars) and live (narrow
 vermillion bars) probability of every bin or category. No JavaScript, no external resource.
 
-Numbers come from the process's own counts (one ``snapshot`` of each store), i.e. everything
-this process observed since it started. With several worker processes each serves its own
-counts; the Prometheus rules are where replicas and time windows are combined.
+Numbers come from one ``snapshot`` of each monitor's counter store: everything the store
+counted since it started (with the default in-process store, this process's traffic). No
+time window and no other replica: the Prometheus rules are where those are combined.
 
 Every bar group carries its numbers as data attributes (``data-baseline`` / ``data-live``
 probabilities, ``data-n-baseline`` / ``data-n-live`` counts, ``data-lower`` / ``data-upper``
@@ -99,7 +99,7 @@ _LEGEND = (
     f'</title><rect width="22" height="12" fill="{_BASE_COLOUR}"/></svg>baseline (training)'
     '</span>'
     f'<span><svg role="img" aria-label="live" width="22" height="12"><title>live</title>'
-    f'<rect x="6" width="10" height="12" fill="{_LIVE_COLOUR}"/></svg>live (this process)'
+    f'<rect x="6" width="10" height="12" fill="{_LIVE_COLOUR}"/></svg>live (since start)'
     '</span>'
     '<span class="crit">bar height: probability of the bin or category</span></div>')
 
@@ -289,7 +289,7 @@ def _model_section(index: int, monitor: Any) -> str:
     dl = "".join(f'<div><dt>{k}</dt><dd data-fact="{a}">{v}</dd></div>' for k, v, a in facts)
     return (f'<section class="model" id="model-{index}" data-model="{model}">'
             f'<h2>{model}{ver}</h2><dl class="facts">{dl}</dl>'
-            f'<table><caption>{len(body)} columns of {model}: live traffic of this process '
+            f'<table><caption>{len(body)} columns of {model}: live traffic since start '
             f'against the training baseline</caption><thead><tr><th scope="col">column</th>'
             f'<th scope="col">kind</th><th scope="col">live count</th>'
             f'<th scope="col">distance</th><th scope="col">invalid</th>'
@@ -318,8 +318,8 @@ def landing_page(monitors: Any, title: str = "promdrift",
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{t}</title><style>{_CSS}</style></head><body>'
-            f'<header><h1>{t}</h1><p>Live traffic against the training baseline, per model, '
-            f'from the counts of this process.{link}</p>{_LEGEND}</header>'
+            f'<header><h1>{t}</h1><p>Live traffic since this server started against the '
+            f'training baseline, per model.{link}</p>{_LEGEND}</header>'
             f'<main>{sections}</main><footer>Generated {now.replace("+00:00", "Z")} by '
             f'promdrift. KS: binned Kolmogorov-Smirnov distance, highlighted above the '
             f'two-sample critical value at &alpha; = 0.05; TV: total variation distance.'
