@@ -452,10 +452,13 @@ class DriftMonitor:
                 coll.remove(self)
 
     # ------------------------------------------------------------------ Flask
-    def instrument(self, app: Any, metrics_path: str = "/metrics") -> Any:
-        """Serve ``/metrics`` (this monitor's registry) from a Flask app; returns the app."""
+    def instrument(self, app: Any, metrics_path: str = "/metrics",
+                   landing_path: Optional[str] = "/") -> Any:
+        """Serve ``/metrics`` (this monitor's registry) from a Flask app, and a landing page
+        (:func:`~promdrift.instrumentation.landing_page`) at ``landing_path`` unless the app
+        has its own page there (``None``: no landing page); returns the app."""
         from .flask import instrument
-        return instrument(self, app, metrics_path=metrics_path)
+        return instrument(self, app, metrics_path=metrics_path, landing_path=landing_path)
 
     def track(self, features: Any, prediction: Any = None) -> Any:
         """Decorator for a Flask view: observe what ``features(request)`` and
