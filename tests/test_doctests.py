@@ -14,11 +14,7 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
                  "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
                  "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask",
-<<<<<<< HEAD
-                 "promdrift.instrumentation.capture"}
-=======
-                 "promdrift.instrumentation.landing"}
->>>>>>> landing
+                 "promdrift.instrumentation.capture", "promdrift.instrumentation.landing"}
 
 
 def test_the_core_modules_are_found():
