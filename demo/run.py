@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         am = stack.enter_context(Alertmanager(rundir, hook.url))
         prom = stack.enter_context(Prometheus(rundir, [f"127.0.0.1:{server.port}"], rules,
                                               alertmanager=am.address, interval="1s"))
-        urls = {"model server (POST /predict, /metrics)": server.url,
+        urls = {"model server (landing page /, POST /predict, /metrics)": server.url,
                 "Prometheus": prom.url, "Alertmanager": am.url,
                 "webhook receiver": hook.url}
         for name, url in urls.items():

@@ -118,7 +118,7 @@ class DriftMonitor:
     def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,
                  model: Optional[str] = None, model_version: Optional[str] = None,
                  registry: Optional[CollectorRegistry] = REGISTRY,
-                 store: Optional[CounterStore] = None):
+                 store: Optional[CounterStore] = None, capture: Optional[Any] = None):
         if not isinstance(baseline, Baseline):
             baseline = Baseline.load(os.fspath(baseline))
         if model is not None:
@@ -160,6 +160,22 @@ class DriftMonitor:
         self._feat_edges_t = lay.edges_t[:, :lay.n_numeric_features]
         if registry is not None:
             collector_for(registry).add(self)
+        self.capture = None
+        if capture is not None:
+            self.capture_to(capture)
+
+    def capture_to(self, capture: Any) -> "DriftMonitor":
+        """Also write a sample of the observed rows to ``capture``, a
+        :class:`~promdrift.instrumentation.capture.DataCapture` (see docs/capture.md); its
+        counters join this monitor's registry. Returns ``self``."""
+        capture.watch(self.model)
+        if self.registry is not None:
+            capture.register(self.registry)
+        self._capture_args = {"model": self.model, "model_version": self.model_version,
+                              "feature_names": tuple(self.baseline.feature_names),
+                              "output_names": tuple(self.baseline.prediction_names)}
+        self.capture = capture
+        return self
 
     # ------------------------------------------------------------------ observe
     def observe(self, features: Any, prediction: Any = None, *, inference_id: Any = None,
@@ -172,13 +188,17 @@ class DriftMonitor:
         several outputs); for a batch, a sequence of those (or a 1-D / 2-D array).
 
         ``inference_id`` (a string or int; a sequence of them for a batch) keeps the
-        prediction until :meth:`record_label` brings its label (see :meth:`track_labels`).
-        ``attributions`` (``{feature: value}`` or a sequence in baseline feature order; one
-        per row for a batch) are counted when :meth:`track_attributions` is on.
+        prediction until :meth:`record_label` brings its label (see :meth:`track_labels`),
+        and is written by data capture. ``attributions`` (``{feature: value}`` or a sequence
+        in baseline feature order; one per row for a batch) are counted when
+        :meth:`track_attributions` is on.
         """
+        if self.capture is not None:  # never raises; cheap when the row is not sampled
+            self.capture.record(features, prediction, inference_id=inference_id,
+                                **self._capture_args)
         if self.outcomes is not None:
             self.outcomes.observe(features, prediction, inference_id, attributions)
-        elif inference_id is not None or attributions is not None:
+        elif attributions is not None or (inference_id is not None and self.capture is None):
             self._warn_once("outcomes", "promdrift: model %r: inference_id / attributions "
                             "given but not tracked (see track_labels, track_attributions)",
                             self.model)
@@ -497,10 +517,13 @@ class DriftMonitor:
         return self.outcomes.record_label(inference_id, label)
 
     # ------------------------------------------------------------------ Flask
-    def instrument(self, app: Any, metrics_path: str = "/metrics") -> Any:
-        """Serve ``/metrics`` (this monitor's registry) from a Flask app; returns the app."""
+    def instrument(self, app: Any, metrics_path: str = "/metrics",
+                   landing_path: Optional[str] = "/") -> Any:
+        """Serve ``/metrics`` (this monitor's registry) from a Flask app, and a landing page
+        (:func:`~promdrift.instrumentation.landing_page`) at ``landing_path`` unless the app
+        has its own page there (``None``: no landing page); returns the app."""
         from .flask import instrument
-        return instrument(self, app, metrics_path=metrics_path)
+        return instrument(self, app, metrics_path=metrics_path, landing_path=landing_path)
 
     def track(self, features: Any, prediction: Any = None) -> Any:
         """Decorator for a Flask view: observe what ``features(request)`` and

@@ -525,3 +525,20 @@ def test_scrape_expires_held_labels_and_survives_a_broken_store(registry):
     text = metrics_text(registry).decode()  # no exception, the last counts, no gauge
     assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
     assert "promdrift_quality_pending{" not in text
+
+
+def test_one_inference_id_feeds_data_capture_and_the_label_store(tmp_path, caplog):
+    from promdrift.instrumentation.capture import DataCapture, read_capture
+    b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="cap")
+    m = DriftMonitor(b, registry=None, capture=DataCapture(str(tmp_path), registry=None))
+    m.observe({"x": 1.0}, "a", inference_id="only-capture")  # capture alone: no warning
+    assert "not tracked" not in caplog.text
+    m.track_labels(":memory:")
+    m.observe({"x": 2.0}, "b", inference_id="both")
+    assert m.record_label("both", "a") == "matched"
+    m.capture.flush()
+    assert [r["inference_id"] for r in read_capture(str(tmp_path))] == ["only-capture", "both"]
+    assert m.sample("promdrift_quality_confusion_total", output="y", actual="a",
+                    predicted="b") == 1
+    m.close()
+    m.capture.close()

@@ -243,19 +243,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 wait_until(lambda: len(prom.query("count_over_time(up[30s]) >= 6"))
                            >= len(apps), timeout=30, what="six scrapes of every target")
                 fed_at = time.monotonic()
+                fed_wall = time.time()
                 for s in scenarios:
                     monitors[s.model].observe(s.rows, s.predictions)
 
-                # Recording rules: wait until every statistic has a series for every feature.
-                # A group writes its rules one after another, all stamped with the
-                # evaluation's start time: reading at the instant the data was complete, once
-                # that evaluation has finished writing, gives values of one evaluation.
+                # Recording rules: wait until every statistic has a series for every feature,
+                # then for a scrape of every target after the feed and an evaluation of every
+                # group that started once those scrapes were visible. A group writes its rules
+                # one after another, all stamped with the evaluation's start time, so reading
+                # at that start time, once a later evaluation has begun, gives the values of
+                # one complete evaluation of all the fed data, however loaded the machine is.
                 def complete() -> bool:
                     return all(len(prom.query(RULES[k])) == n
                                for k, n in series_per_rule.items())
                 wait_until(complete, timeout=30, what="every statistic of every feature")
-                at = time.time()
-                time.sleep(2.0)
+                at = prom.wait_evaluated_after(fed_wall, len(apps), timeout=60)
                 values = {k: _by_key(prom.query(expr, at=at)) for k, expr in RULES.items()}
 
                 # Alerts: wait for every alert the numpy computation expects, then as long
