@@ -100,7 +100,7 @@ class LabelStore:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript("""
                 CREATE TABLE IF NOT EXISTS outcomes (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    seq INTEGER PRIMARY KEY,
                     model TEXT NOT NULL,
                     id TEXT NOT NULL,
                     predicted_at REAL,
@@ -203,8 +203,9 @@ class LabelStore:
         db.execute("DELETE FROM outcomes WHERE " + where, args)
 
     def _purge_count(self, db: sqlite3.Connection) -> None:
-        # The rows kept are among the last max_rows inserted (seq only grows): at most
-        # max_rows rows, one range delete on the primary key.
+        # A new row's seq is one above the largest in the table (plain rowid: an insert
+        # ignored on conflict takes none), so the rows kept are those of the max_rows
+        # highest seq values: at most max_rows rows, one range delete on the primary key.
         top = db.execute("SELECT MAX(seq) FROM outcomes").fetchone()[0]
         if top is None or top <= self.max_rows:
             return

@@ -3,6 +3,7 @@ against numpy computations on real data (breast cancer: a threshold classifier; 
 a least-squares regressor), with labels out of order, duplicated, unknown and expired."""
 
 import json
+import math
 import os
 import random
 import shutil
@@ -11,6 +12,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import Baseline, BaselineError, DriftMonitor, metrics_text
@@ -542,3 +545,93 @@ def test_one_inference_id_feeds_data_capture_and_the_label_store(tmp_path, caplo
                     predicted="b") == 1
     m.close()
     m.capture.close()
+
+
+# ------------------------------------------------------------------------------ store model
+class StoreModel:
+    """A plain-Python statement of the LabelStore's rules, to compare it with."""
+
+    def __init__(self, max_age, max_rows, hold):
+        self.max_age, self.max_rows, self.hold = max_age, max_rows, hold
+        self.rows = {}  # id -> [seq, has_prediction, predicted_at, has_label, labelled_at]
+        self.seq = 0
+        self.last_purge = -math.inf
+        self.evicted = [0, 0, 0]
+
+    def _insert(self, ident, pred, at):
+        self.seq = max((r[0] for r in self.rows.values()), default=0) + 1
+        self.rows[ident] = [self.seq, pred, at if pred else None, not pred,
+                            None if pred else at]
+
+    def _after(self, now):
+        if now - self.last_purge >= 1.0 or now < self.last_purge:
+            self.last_purge = now
+            for ident, (seq, p, pa, l, la) in list(self.rows.items()):
+                if (p and pa < now - self.max_age) or (not p and la < now - self.hold):
+                    if not p:
+                        self.evicted[2] += 1
+                    elif not l:
+                        self.evicted[0] += 1
+                    del self.rows[ident]
+        if self.rows:
+            cut = max(r[0] for r in self.rows.values()) - self.max_rows
+            for ident, (seq, p, pa, l, la) in list(self.rows.items()):
+                if seq <= cut:
+                    if not p:
+                        self.evicted[2] += 1
+                    elif not l:
+                        self.evicted[1] += 1
+                    del self.rows[ident]
+
+    def put_prediction(self, ident, now):
+        row = self.rows.get(ident)
+        if row is None:
+            self._insert(ident, True, now)
+            out = []
+        elif not row[1]:
+            row[1], row[2] = True, now
+            out = [(ident, "p", "l", now, row[4])]
+        else:
+            out = [(ident, None, None, now, now)]
+        self._after(now)
+        return out
+
+    def put_label(self, ident, now):
+        row = self.rows.get(ident)
+        if row is None:
+            self._insert(ident, False, now)
+            out = ("held",)
+        elif row[3]:
+            out = ("duplicate",)
+        else:
+            row[3], row[4] = True, now
+            out = ("matched", "p", row[2])
+        self._after(now)
+        return out
+
+    def pending(self):
+        return (sum(1 for r in self.rows.values() if not r[3]),
+                sum(1 for r in self.rows.values() if not r[1]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["p", "l"]), st.integers(0, 7),
+                          st.sampled_from([0.0, 0.5, 1.0, 3.0, 12.0, 40.0])),
+                min_size=1, max_size=60))
+def test_label_store_follows_its_rules(ops):
+    store = LabelStore(":memory:", max_age=30, max_rows=5, hold=10)
+    model = StoreModel(30, 5, 10)
+    now = 1000.0
+    for kind, ident, dt in ops:
+        now += dt
+        ident = f"id{ident}"
+        if kind == "p":
+            got = store.put_predictions("m", [(ident, "p")], now)
+            assert got == model.put_prediction(ident, now)
+        else:
+            got = store.put_label("m", ident, "l", now)
+            assert got == model.put_label(ident, now)
+        assert store.evicted("m") == tuple(model.evicted)
+        assert store.pending("m") == model.pending()
+        assert store.rows() == len(model.rows) <= 5
+    store.close()
