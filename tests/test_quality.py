@@ -635,3 +635,34 @@ def test_label_store_follows_its_rules(ops):
         assert store.pending("m") == model.pending()
         assert store.rows() == len(model.rows) <= 5
     store.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["observe", "label", "wait"]), st.integers(0, 9),
+                          st.sampled_from(["a", "b"])), min_size=1, max_size=80))
+def test_every_label_is_counted_exactly_once(ops):
+    """Each label ends up joined, duplicate, still held, or expired (unmatched unknown)."""
+    clock = Clock()
+    b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="inv")
+    m = DriftMonitor(b, registry=None).track_labels(":memory:", max_rows=6, max_age=100,
+                                                    hold=20)
+    m.outcomes.clock = clock
+    returned = {"matched": 0, "held": 0, "duplicate": 0}
+    for kind, ident, cls in ops:
+        if kind == "observe":
+            m.observe({"x": 1.0}, cls, inference_id=ident)
+        elif kind == "label":
+            returned[m.record_label(ident, cls)] += 1
+        else:
+            clock.t += 7
+    joined = m.sample("promdrift_quality_labels_total")
+    held_joined = joined - returned["matched"]
+    expired = m.sample("promdrift_quality_labels_unmatched_total", reason="unknown")
+    pending = m.sample("promdrift_quality_pending", kind="label")
+    assert held_joined >= 0
+    assert returned["held"] == held_joined + expired + pending
+    assert m.sample("promdrift_quality_labels_duplicate_total") == returned["duplicate"]
+    cells = [m.sample("promdrift_quality_confusion_total", output="y", actual=a, predicted=p)
+             for a in ("a", "b", "__other__") for p in ("a", "b", "__other__")]
+    assert sum(cells) == joined
+    assert m.sample("promdrift_instrumentation_errors_total") == 0
