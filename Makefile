@@ -6,11 +6,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Debian packages the tests and the demo run against (binary -> package).
-APT_PACKAGES := prometheus prometheus-alertmanager
+# Debian packages installed when missing (see system-deps): prometheus and
+# prometheus-alertmanager for the demo and the tests; docker-compose and chromium for the tests.
 
-.PHONY: test pytest check-rules system-deps venv bench clean
+.PHONY: test pytest check-rules system-deps venv bench demo clean
 
+test: TEST_DEPS = 1
 test: system-deps venv check-rules pytest
 
 venv: $(STAMP)
@@ -21,12 +22,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Installs Debian's Prometheus and Alertmanager when a binary is missing.
+# Installs Debian's Prometheus and Alertmanager when a binary is missing (the demo and the
+# tests run against them). With TEST_DEPS=1 (as `make test` sets it) also docker-compose (the
+# tests validate docker-compose.yml with `docker-compose config`; no engine needed) and
+# Chromium (the landing page's browser test).
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$(TEST_DEPS)" ]; then \
+	  command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -43,9 +51,14 @@ check-rules:
 pytest: venv
 	$(BIN)/python -m pytest
 
+# The whole loop on this machine, no Docker: `make demo ARGS=--keep-running` leaves it up.
+demo: system-deps venv
+	$(BIN)/python demo/run.py $(ARGS)
+
 bench: venv
 	$(BIN)/python benchmarks/observe.py
 	$(BIN)/python benchmarks/exporter.py
+	$(BIN)/python benchmarks/landing.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts .demo

@@ -3,6 +3,7 @@
     promdrift baseline train.csv -o baseline.json --model churn --categorical plan,region \\
         --prediction score --ignore customer_id --bins 20
     promdrift show baseline.json
+    promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv]
     promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
 """
 
@@ -96,9 +97,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole file, normalised")
     p.set_defaults(func=cmd_show)
 
+    add_report_parser(sub)
     from .serve import add_parser as add_exporter_parser  # `promdrift exporter`
     add_exporter_parser(sub)
     return parser
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import os
+
+    from promdrift.exporter.report import ReportError, Thresholds, build_report, write_report
+    from promdrift.instrumentation.tabular import Progress
+
+    start = time.monotonic()
+    violations_path = args.violations or os.path.join(
+        os.path.dirname(os.path.abspath(args.output)), "violations.json")
+    progress = None if args.quiet else (
+        lambda total: Progress("reading capture", total, min_total=8 << 20))
+    try:
+        thresholds = Thresholds(
+            datatype=args.datatype_threshold, completeness=args.completeness_tolerance,
+            drift=args.drift_threshold, c_alpha=args.c_alpha, domain=args.domain_threshold,
+            range_tolerance=args.range_tolerance, range_share=args.range_threshold,
+            min_samples=args.min_samples)
+        baseline = Baseline.load(args.baseline)
+        report = build_report(baseline, args.capture_dir, thresholds=thresholds,
+                              train=args.train, model=args.model,
+                              partial=not args.complete_only, progress=progress)
+        write_report(report, args.output, violations_path)
+    except (ReportError, OSError) as e:
+        print(f"promdrift: error: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"{report.rows} captured rows of model {report.model!r} from {report.files} "
+              f"files; {len(report.violations)} violations; KS {report.ks_method}", file=sys.stderr)
+        print(f"wrote {args.output} and {violations_path} in {time.monotonic() - start:.1f}s",
+              file=sys.stderr)
+    return 1 if args.fail_on_violations and report.violations else 0
+
+
+def add_report_parser(sub: "argparse._SubParsersAction") -> None:
+    """The ``promdrift report`` subcommand (docs/capture.md)."""
+    p = sub.add_parser(
+        "report", help="drift report (HTML + violations.json) over captured rows",
+        description="Compare the rows a DataCapture wrote with a baseline: exact statistics "
+                    "(KS, PSI, missing / invalid / unseen rates) and constraint violations, "
+                    "written as a self-contained HTML page and a violations.json file.")
+    p.add_argument("capture_dir", metavar="CAPTURE_DIR", help="directory of capture files")
+    p.add_argument("--baseline", required=True, help="baseline JSON file")
+    p.add_argument("-o", "--output", required=True, help="HTML report to write")
+    p.add_argument("--violations", metavar="PATH",
+                   help="violations JSON to write (default: violations.json next to the report)")
+    p.add_argument("--train", metavar="CSV",
+                   help="training data (CSV with a header row) for the exact two-sample KS; "
+                        "without it KS is computed at the baseline's bin edges")
+    p.add_argument("--model", help="model whose rows to read (default: the baseline's)")
+    p.add_argument("--complete-only", action="store_true",
+                   help="read only finished .jsonl files, not .jsonl.part files")
+    p.add_argument("--drift-threshold", type=float, default=0.1,
+                   help="KS / total variation distance above which baseline_drift_check "
+                        "fires (default 0.1)")
+    p.add_argument("--c-alpha", type=float, default=1.358,
+                   help="c(alpha) of the KS critical value KS must also exceed (default 1.358, "
+                        "alpha 0.05)")
+    p.add_argument("--datatype-threshold", type=float, default=0.1,
+                   help="share of wrong-type values for data_type_check (default 0.1)")
+    p.add_argument("--completeness-tolerance", type=float, default=0.05,
+                   help="allowed drop of the valid-value share below training (default 0.05)")
+    p.add_argument("--domain-threshold", type=float, default=0.1,
+                   help="unseen-category share above training __other__ share for "
+                        "categorical_values_check (default 0.1)")
+    p.add_argument("--range-tolerance", type=float, default=0.0,
+                   help="widen the training [min, max] by this share of its width (default 0)")
+    p.add_argument("--range-threshold", type=float, default=0.01,
+                   help="share of values outside the range for range_check (default 0.01)")
+    p.add_argument("--min-samples", type=int, default=200,
+                   help="valid values a drift check needs (default 200)")
+    p.add_argument("--fail-on-violations", action="store_true",
+                   help="exit with status 1 when there is any violation")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

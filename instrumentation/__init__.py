@@ -5,6 +5,7 @@
 
 from .baseline import OTHER, SCHEMA_VERSION, Baseline, BaselineError, CategoricalColumn, NumericColumn
 from .exposition import collector_for, metrics_text
+from .landing import landing_page
 from .monitor import DriftMonitor
 from .store import REASONS, CounterStore, Layout
 
@@ -23,5 +24,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "collector_for",
     "metrics_text",
+    "landing_page",
     "__version__",
 ]

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -212,6 +213,10 @@ def _column_from_dict(d: Mapping[str, Any], where: str) -> Column:
     return col
 
 
+def _replace(baseline: "Baseline", **changes: Any) -> "Baseline":
+    return dataclasses.replace(baseline, **changes)
+
+
 def _names(arg: Union[None, str, Iterable[str]]) -> List[str]:
     if arg is None:
         return []
@@ -240,6 +245,14 @@ class Baseline:
     created: str = ""
     schema_version: int = SCHEMA_VERSION
     metadata: Dict[str, Any] = field(default_factory=dict, compare=False)
+    #: Optional reference values of the outcome monitors (see ``promdrift.instrumentation.
+    #: outcomes``): validation-set quality per output, bias per facet, mean |attribution| per
+    #: feature. Empty unless set by :meth:`with_quality`, :meth:`with_bias`,
+    #: :meth:`with_attributions`; written to JSON only when set, so a baseline without them
+    #: is byte-for-byte (and digest) what promdrift always wrote.
+    quality: Dict[str, Dict[str, float]] = field(default_factory=dict, hash=False)
+    bias: Dict[str, Any] = field(default_factory=dict, hash=False)
+    attribution: Dict[str, float] = field(default_factory=dict, hash=False)
 
     # ----------------------------------------------------------------- fitting
     @classmethod
@@ -364,10 +377,76 @@ class Baseline:
 
     # ----------------------------------------------------------------- files
     def to_dict(self) -> Dict[str, Any]:
-        return {"kind": _KIND, "schema_version": self.schema_version, "model": self.model,
-                "created": self.created, "rows": self.rows, "metadata": dict(self.metadata),
-                "features": [c.to_dict() for c in self.features],
-                "predictions": [c.to_dict() for c in self.predictions]}
+        d = {"kind": _KIND, "schema_version": self.schema_version, "model": self.model,
+             "created": self.created, "rows": self.rows, "metadata": dict(self.metadata),
+             "features": [c.to_dict() for c in self.features],
+             "predictions": [c.to_dict() for c in self.predictions]}
+        for key in ("quality", "bias", "attribution"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
+        return d
+
+    # ----------------------------------------------------------------- outcome references
+    def with_quality(self, y_true: Any, y_pred: Any, output: Optional[str] = None) -> "Baseline":
+        """A copy with the validation-set quality of one prediction output.
+
+        Categorical outputs (classifiers) store ``accuracy`` and ``macro_f1``, numeric outputs
+        (regressors) ``mae`` and ``rmse``, both with ``count``; ``promdrift_baseline_quality``
+        exposes them and the quality alerts compare the live values with them.
+        ``output`` defaults to the only prediction output.
+        """
+        from .quality import quality_reference
+        col = self._output_column(output)
+        values = quality_reference(col, y_true, y_pred)
+        return _replace(self, quality={**self.quality, col.name: values})
+
+    def with_bias(self, features: Any, y_pred: Any, y_true: Any = None, *,
+                  facets: Union[str, Iterable[str]], output: Optional[str] = None) -> "Baseline":
+        """A copy with the reference bias of each facet (a categorical feature), computed on
+        validation rows: per group and class, the share of predictions of that class in the
+        group minus that share in all other groups (``dppl``), and with ``y_true`` the same
+        difference of recall (``recall_difference``). ``features``: columns (a dict of
+        arrays, rows, ...) holding the facet columns."""
+        from .bias import bias_reference
+        col = self._output_column(output)
+        names = _names(facets)
+        if not names:
+            raise BaselineError("facets: name at least one categorical feature")
+        try:
+            cols = to_columns(features)
+        except DataError as e:
+            raise BaselineError(f"features: {e}") from None
+        out = dict(self.bias)
+        for name in names:
+            facet = self.feature(name) if name in self.feature_names else None
+            if not isinstance(facet, CategoricalColumn):
+                raise BaselineError(f"facet {name!r} must be a categorical feature of the "
+                                    f"baseline; categorical features: "
+                                    f"{[c.name for c in self.features if c.kind == 'categorical']}")
+            if name not in cols:
+                raise BaselineError(f"features have no column {name!r}")
+            out[name] = bias_reference(facet, col, cols[name], y_pred, y_true)
+        return _replace(self, bias=out)
+
+    def with_attributions(self, attributions: Any) -> "Baseline":
+        """A copy with the mean absolute attribution of each feature (e.g. SHAP values on the
+        training or validation set): a dict ``{feature: values}`` or a 2-D array with one
+        column per baseline feature, in baseline order. Features with no finite value are
+        left out. The live ranking of features is compared with this one (nDCG)."""
+        from .attribution import attribution_reference
+        return _replace(self, attribution=attribution_reference(self.feature_names,
+                                                                attributions))
+
+    def _output_column(self, output: Optional[str]) -> Column:
+        if output is None:
+            if len(self.predictions) != 1:
+                raise BaselineError(f"name the output: the baseline has outputs "
+                                    f"{self.prediction_names}")
+            return self.predictions[0]
+        try:
+            return self.prediction(output)
+        except KeyError as e:
+            raise BaselineError(str(e.args[0])) from None
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "baseline") -> "Baseline":
@@ -395,9 +474,12 @@ class Baseline:
         names = [c.name for c in feats] + [c.name for c in preds]
         if len(set(names)) != len(names):
             raise BaselineError(f"{source}: duplicate feature or output names")
+        from .outcomes import check_references
+        quality, bias, attribution = check_references(d, feats, preds, source)
         return cls(model=model, features=tuple(feats), predictions=tuple(preds),
                    rows=int(d.get("rows", 0)), created=str(d.get("created", "")),
-                   schema_version=version, metadata=dict(d.get("metadata") or {}))
+                   schema_version=version, metadata=dict(d.get("metadata") or {}),
+                   quality=quality, bias=bias, attribution=attribution)
 
     def save(self, path: str) -> None:
         """Write the baseline as JSON atomically (a temporary file renamed into place)."""

@@ -32,6 +32,7 @@ from prometheus_client.metrics_core import Metric
 
 from .baseline import OTHER, CategoricalColumn, NumericColumn
 from .binning import format_le
+from .outcomes import outcome_metrics, render_outcomes
 from .store import FEATURE, PREDICTION, REASONS, Layout
 
 __all__ = ["ModelPlan", "PromdriftCollector", "collector_for", "metrics_text", "FAMILIES"]
@@ -288,6 +289,7 @@ class PromdriftCollector:
         for fam in FAMILIES:
             if fam in merged:
                 yield merged[fam]
+        yield from outcome_metrics(self._monitors)
 
     def render(self) -> str:
         """Text exposition (format 0.0.4) of every family of every monitor."""
@@ -302,6 +304,7 @@ class PromdriftCollector:
             if fam in parts:
                 out.append(_help_line(fam, mtype, doc))
                 out.extend(parts[fam])
+        out.append(render_outcomes(self._monitors))
         return "".join(out)
 
     def suppressed(self) -> "_Suppress":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import operator
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from .baseline import Baseline, category_key
 from .exposition import ModelPlan, PromdriftCollector, collector_for, metrics_text
 from .multiprocess import ENV as MULTIPROC_ENV, MultiprocessCounterStore
+from .outcomes import Outcomes, outcome_samples
 from .store import (FEATURE, INF, MISSING, NAN, NULL, PREDICTION, REASONS, WRONG_TYPE,
                     CounterStore, Layout)
 
@@ -127,16 +129,13 @@ class DriftMonitor:
     def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,
                  model: Optional[str] = None, model_version: Optional[str] = None,
                  registry: Optional[CollectorRegistry] = REGISTRY,
-                 store: Optional[CounterStore] = None):
+                 store: Optional[CounterStore] = None, capture: Optional[Any] = None):
         if not isinstance(baseline, Baseline):
             baseline = Baseline.load(os.fspath(baseline))
         if model is not None:
             if not isinstance(model, str) or not model:
                 raise ValueError("model must be a non-empty string")
-            baseline = Baseline(model=model, features=baseline.features,
-                                predictions=baseline.predictions, rows=baseline.rows,
-                                created=baseline.created, schema_version=baseline.schema_version,
-                                metadata=baseline.metadata)
+            baseline = dataclasses.replace(baseline, model=model)
         self.baseline = baseline
         self.model = baseline.model
         self.model_version = model_version
@@ -148,6 +147,8 @@ class DriftMonitor:
         self.registry = registry
         self._error_logged = False
         self._warned: set = set()
+        #: labels, facets and attributions (``track_*`` methods); None until one is enabled
+        self.outcomes: Optional[Outcomes] = None
 
         # Column positions for rows given as sequences in baseline order.
         fnames = baseline.feature_names
@@ -170,16 +171,48 @@ class DriftMonitor:
         self._feat_edges_t = lay.edges_t[:, :lay.n_numeric_features]
         if registry is not None:
             collector_for(registry).add(self)
+        self.capture = None
+        if capture is not None:
+            self.capture_to(capture)
+
+    def capture_to(self, capture: Any) -> "DriftMonitor":
+        """Also write a sample of the observed rows to ``capture``, a
+        :class:`~promdrift.instrumentation.capture.DataCapture` (see docs/capture.md); its
+        counters join this monitor's registry. Returns ``self``."""
+        capture.watch(self.model)
+        if self.registry is not None:
+            capture.register(self.registry)
+        self._capture_args = {"model": self.model, "model_version": self.model_version,
+                              "feature_names": tuple(self.baseline.feature_names),
+                              "output_names": tuple(self.baseline.prediction_names)}
+        self.capture = capture
+        return self
 
     # ------------------------------------------------------------------ observe
-    def observe(self, features: Any, prediction: Any = None) -> None:
+    def observe(self, features: Any, prediction: Any = None, *, inference_id: Any = None,
+                attributions: Any = None) -> None:
         """Count one inference or a batch.
 
         ``features``: one row (a dict, or a sequence / 1-D array in baseline feature order)
         or a batch (a list of dicts or sequences, a 2-D array). ``prediction``: for one row,
         the output value (a dict ``{output: value}`` or a sequence when the baseline has
         several outputs); for a batch, a sequence of those (or a 1-D / 2-D array).
+
+        ``inference_id`` (a string or int; a sequence of them for a batch) keeps the
+        prediction until :meth:`record_label` brings its label (see :meth:`track_labels`),
+        and is written by data capture. ``attributions`` (``{feature: value}`` or a sequence
+        in baseline feature order; one per row for a batch) are counted when
+        :meth:`track_attributions` is on.
         """
+        if self.capture is not None:  # never raises; cheap when the row is not sampled
+            self.capture.record(features, prediction, inference_id=inference_id,
+                                **self._capture_args)
+        if self.outcomes is not None:
+            self.outcomes.observe(features, prediction, inference_id, attributions)
+        elif attributions is not None or (inference_id is not None and self.capture is None):
+            self._warn_once("outcomes", "promdrift: model %r: inference_id / attributions "
+                            "given but not tracked (see track_labels, track_attributions)",
+                            self.model)
         try:
             if type(features) is dict and prediction is None and self._dict_fast(features):
                 return
@@ -433,20 +466,75 @@ class DriftMonitor:
             for sname, slabels, value in samples:
                 if sname == name and slabels == want:
                     return value
+        for sname, slabels, value in outcome_samples(self):
+            if sname == name and slabels == want:
+                return value
         return None
 
     def close(self) -> None:
-        """Stop exposing this model (its registry no longer lists it)."""
+        """Stop exposing this model (its registry no longer lists it); a label store the
+        monitor created itself is closed and removed."""
         if self.registry is not None:
             coll = collector_for(self.registry, create=False)
             if coll is not None:
                 coll.remove(self)
+        if self.outcomes is not None:
+            self.outcomes.close()
+
+    # ------------------------------------------------------------------ outcomes
+    def _outcomes(self) -> Outcomes:
+        if self.outcomes is None:
+            self.outcomes = Outcomes(self)
+        return self.outcomes
+
+    def track_labels(self, store: Any = None, **limits: Any) -> "DriftMonitor":
+        """Keep predictions observed with an ``inference_id`` until :meth:`record_label`
+        brings their label; count quality (docs/metrics.md, "Model quality"). Returns self.
+
+        ``store``: a :class:`~promdrift.instrumentation.quality.LabelStore`, or the path of
+        its SQLite file (``":memory:"`` for none), with ``max_age`` / ``max_rows`` / ``hold``
+        as keywords; by default a per-process file under the temp directory
+        (``quality.default_store_path``), removed by :meth:`close`.
+        """
+        self._outcomes().enable_quality(store, **limits)
+        return self
+
+    def track_facets(self, *facets: str) -> "DriftMonitor":
+        """Count predictions (and joined labels) per group of each facet, a categorical
+        feature (default: the facets of the baseline's bias section). Returns self."""
+        self._outcomes().enable_bias(facets)
+        return self
+
+    def track_attributions(self, *, window: float = 3600.0, slots: int = 60) -> "DriftMonitor":
+        """Count per-feature ``|attribution|`` passed to :meth:`observe` and expose the
+        nDCG of the last ``window`` seconds' ranking against the baseline's. Returns self."""
+        self._outcomes().enable_attribution(window=window, slots=slots)
+        return self
+
+    def record_label(self, inference_id: Any, label: Any) -> str:
+        """The ground truth of an inference observed with ``inference_id``; never raises.
+
+        ``label``: the true value of the only output, or ``{output: value}``. Returns what
+        happened: ``"matched"`` (joined and counted), ``"held"`` (no prediction with that
+        id yet: kept for the store's ``hold`` seconds, counted unmatched if none comes),
+        ``"duplicate"`` (the id already has a label: ignored, counted), ``"invalid"`` (not
+        an id), ``"disabled"`` (labels not tracked) or ``"error"`` (counted in
+        ``promdrift_instrumentation_errors_total``).
+        """
+        if self.outcomes is None:
+            self._warn_once("labels", "promdrift: model %r does not track labels "
+                            "(call track_labels); labels are ignored", self.model)
+            return "disabled"
+        return self.outcomes.record_label(inference_id, label)
 
     # ------------------------------------------------------------------ Flask
-    def instrument(self, app: Any, metrics_path: str = "/metrics") -> Any:
-        """Serve ``/metrics`` (this monitor's registry) from a Flask app; returns the app."""
+    def instrument(self, app: Any, metrics_path: str = "/metrics",
+                   landing_path: Optional[str] = "/") -> Any:
+        """Serve ``/metrics`` (this monitor's registry) from a Flask app, and a landing page
+        (:func:`~promdrift.instrumentation.landing_page`) at ``landing_path`` unless the app
+        has its own page there (``None``: no landing page); returns the app."""
         from .flask import instrument
-        return instrument(self, app, metrics_path=metrics_path)
+        return instrument(self, app, metrics_path=metrics_path, landing_path=landing_path)
 
     def track(self, features: Any, prediction: Any = None) -> Any:
         """Decorator for a Flask view: observe what ``features(request)`` and

@@ -16,6 +16,9 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
                  "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
                  "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask",
+                 "promdrift.instrumentation.capture", "promdrift.instrumentation.landing",
+                 "promdrift.instrumentation.quality", "promdrift.instrumentation.bias",
+                 "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
                  "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
                  "promdrift.exporter.service", "promdrift.exporter.client",
                  "promdrift.exporter.serve"}

@@ -228,6 +228,44 @@ class Prometheus(_Process):
         except TimeoutError as e:
             raise TimeoutError(f"{e}\n{self.log_tail()}") from None
 
+    def rule_group_evaluations(self) -> Dict[str, float]:
+        """Per rule group name: the start time (Unix seconds) of its last evaluation."""
+        out: Dict[str, float] = {}
+        for line in self.own_metrics().splitlines():
+            if line.startswith("prometheus_rule_group_last_evaluation_timestamp_seconds{"):
+                labels, _, value = line.rpartition(" ")
+                group = labels.split('rule_group="', 1)[1].split('"', 1)[0].rsplit(";", 1)[-1]
+                out[group] = float(value)
+        return out
+
+    def wait_evaluated_after(self, since: float, targets: int, timeout: float = 60.0) -> float:
+        """A time to read rule results at that reflects every sample up to ``since``.
+
+        Waits until every target was scraped after ``since`` (Unix seconds) and that scrape
+        was visible, then until every rule group has completed an evaluation that started
+        after that moment. Returns a timestamp at which an instant query sees, for every
+        group, a complete evaluation of that data (no rule of a later, partly written
+        evaluation), however slow the machine.
+        """
+        def scraped() -> bool:
+            self.check_alive()
+            stamps = [r["value"] for r in self.query("timestamp(up)")]
+            return len(stamps) >= targets and min(stamps) > since
+        wait_until(scraped, timeout, interval=0.2, what=f"{targets} scrapes after the data")
+        visible = time.time()
+
+        def started() -> Optional[Dict[str, float]]:
+            groups = self.rule_group_evaluations()
+            return groups if groups and min(groups.values()) > visible else None
+        at = max(wait_until(started, timeout, interval=0.2,
+                            what="an evaluation of every group after the scrapes").values())
+
+        def finished() -> bool:  # a later evaluation started, so the one before `at` ended
+            groups = self.rule_group_evaluations()
+            return min(groups.values()) > at
+        wait_until(finished, timeout, interval=0.2, what="those evaluations to finish")
+        return at
+
     def own_metrics(self) -> str:
         """Prometheus' own ``/metrics`` text."""
         return http_get(self.url + "/metrics").decode()
@@ -287,8 +325,14 @@ class AppServer:
     a thread."""
 
     def __init__(self, app: Any):
-        from werkzeug.serving import make_server
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True,
+                                   request_handler=QuietHandler)
         self.port = self._server.server_port
         self.address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,

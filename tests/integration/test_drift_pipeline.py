@@ -9,8 +9,8 @@ Two real datasets, each served by two instrumented Flask apps (promdrift's ``/me
 The baselines are fitted on the full CSV. Prometheus loads a fast copy of the rules
 (``rulegen.fast_rules``: "1h" statistics over the last 60 s, "5m" over 15 s, every ``for:``
 3 s, min_samples 100), scrapes every second, and sends alerts to Alertmanager, which posts
-them to a local webhook receiver. The traffic is fed once, right after the first scrape saw
-every counter at 0, so every statistic covers exactly the fed samples.
+them to a local webhook receiver. The traffic is fed at once, after Prometheus has scraped
+every counter at 0 a few times, so every statistic covers exactly the fed samples.
 
 The expected values are computed here, independently of the rules, with numpy (binning,
 PSI, total variation) and scipy (the exact two-sample KS statistic).
@@ -19,12 +19,15 @@ PSI, total variation) and scipy (the exact two-sample KS statistic).
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Set, Tuple
 
 import numpy as np
 import pytest
+import yaml
 from scipy.stats import ks_2samp
 
 from .rulegen import fast_rules
@@ -37,17 +40,30 @@ pytestmark = [
                        reason="needs the prometheus and prometheus-alertmanager binaries"),
 ]
 
-DATA = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "data")
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "data")
 
-# Thresholds of the fast rules (rules.yml defaults except min_samples).
-C_ALPHA = 1.358
-KS_MIN_EFFECT = 0.1
+
+def _config() -> Dict[str, float]:
+    """The thresholds of rules.yml's promdrift-config group."""
+    with open(os.path.join(HERE, "..", "..", "promql", "rules.yml")) as f:
+        groups = yaml.safe_load(f)["groups"]
+    rules = next(g["rules"] for g in groups if g["name"] == "promdrift-config")
+    return {r["record"].rsplit(":", 1)[1]: float(re.fullmatch(r"vector\((.*)\)",
+                                                                r["expr"]).group(1))
+            for r in rules}
+
+
+# Thresholds of the fast rules: rules.yml's, except a smaller min_samples for these datasets.
+CONFIG = _config()
+C_ALPHA = CONFIG["ks_c_alpha"]
+KS_MIN_EFFECT = CONFIG["ks_min_effect"]
 MIN_SAMPLES = 100
-PSI_MAX = 0.25
-TVD_MAX = 0.1
-UNSEEN_EXCESS = 0.05
-INVALID_RATIO_MAX = 0.05
-PSI_FLOOR = 1e-4
+PSI_MAX = CONFIG["psi_max"]
+TVD_MAX = CONFIG["tvd_max"]
+UNSEEN_EXCESS = CONFIG["unseen_share_excess"]
+INVALID_RATIO_MAX = CONFIG["invalid_ratio_max"]
+PSI_FLOOR = CONFIG["psi_bin_floor"]
 PENDING_S = 3
 
 OTHER = "__other__"
@@ -227,19 +243,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 wait_until(lambda: len(prom.query("count_over_time(up[30s]) >= 6"))
                            >= len(apps), timeout=30, what="six scrapes of every target")
                 fed_at = time.monotonic()
+                fed_wall = time.time()
                 for s in scenarios:
                     monitors[s.model].observe(s.rows, s.predictions)
 
-                # Recording rules: wait until every statistic has a series for every feature.
-                # A group writes its rules one after another, all stamped with the
-                # evaluation's start time: reading at the instant the data was complete, once
-                # that evaluation has finished writing, gives values of one evaluation.
+                # Recording rules: wait until every statistic has a series for every feature,
+                # then for a scrape of every target after the feed and an evaluation of every
+                # group that started once those scrapes were visible. A group writes its rules
+                # one after another, all stamped with the evaluation's start time, so reading
+                # at that start time, once a later evaluation has begun, gives the values of
+                # one complete evaluation of all the fed data, however loaded the machine is.
                 def complete() -> bool:
                     return all(len(prom.query(RULES[k])) == n
                                for k, n in series_per_rule.items())
                 wait_until(complete, timeout=30, what="every statistic of every feature")
-                at = time.time()
-                time.sleep(2.0)
+                at = prom.wait_evaluated_after(fed_wall, len(apps), timeout=60)
                 values = {k: _by_key(prom.query(expr, at=at)) for k, expr in RULES.items()}
 
                 # Alerts: wait for every alert the numpy computation expects, then as long

@@ -98,9 +98,22 @@ def test_every_alert_is_tested_just_before_and_at_its_for(alert: str) -> None:
     assert found, f"{alert}: no test of 'not firing' one step before 'firing'"
 
 
-def test_5m_group_is_the_1h_group_with_its_window() -> None:
-    as_text = yaml.safe_dump(GROUPS["promdrift-1h"]).replace("1h", "5m")
-    assert yaml.safe_dump(GROUPS["promdrift-5m"]) == as_text
+@pytest.mark.parametrize("path", TEST_FILES, ids=os.path.basename)
+def test_alert_tests_fix_the_group_evaluation_order(path: str) -> None:
+    """Without group_eval_order, promtool evaluates groups in random order, so an alert may
+    read the previous evaluation of a rule and fire one step late, now and then."""
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    if not any(g.get("alert_rule_test") for g in doc["tests"]):
+        return
+    groups = [g["name"] for g in RULES["groups"]] + [g["name"] for g in ALERTS["groups"]]
+    assert doc.get("group_eval_order") == groups
+
+
+@pytest.mark.parametrize("prefix", ["promdrift", "promdrift-quality"])
+def test_5m_group_is_the_1h_group_with_its_window(prefix: str) -> None:
+    as_text = yaml.safe_dump(GROUPS[prefix + "-1h"]).replace("1h", "5m")
+    assert yaml.safe_dump(GROUPS[prefix + "-5m"]) == as_text
 
 
 def test_live_counters_are_summed_across_replicas_before_anything_else() -> None:

@@ -1,0 +1,22 @@
+# The demo model server and traffic generator of docker-compose.yml (services `model` and
+# `traffic`): promdrift installed from this checkout, plus demo/ and the datasets of tests/data.
+FROM python:3.11.9-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md LICENSE ./
+COPY instrumentation/ instrumentation/
+COPY exporter/ exporter/
+RUN pip install . && useradd --system --uid 10001 --home-dir /app promdrift
+
+COPY tests/data/ tests/data/
+COPY demo/ demo/
+RUN chown -R promdrift /app
+USER promdrift
+
+EXPOSE 8000
+CMD ["python", "demo/app.py", "--listen", "0.0.0.0:8000"]
