@@ -33,7 +33,6 @@ Payload values never appear in a response, a log line or a label. See docs/expor
 from __future__ import annotations
 
 import hmac
-import html
 import json
 import logging
 import re
@@ -43,7 +42,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 from flask import Flask, Response, request
 
-from promdrift.instrumentation import DriftMonitor, Layout, __version__
+from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.exposition import PromdriftCollector, metrics_text
 from promdrift.instrumentation.flask import CONTENT_TYPE
 
@@ -194,19 +193,13 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
 
 
 def landing_page(monitors: Iterable[DriftMonitor]) -> str:
-    """The HTML of ``GET /``: one line per model, links to /metrics and /healthz."""
-    items = []
-    for m in monitors:
-        inferences = int(m.store.snapshot()[Layout.INFERENCES])
-        version = f" version {html.escape(str(m.model_version))}" if m.model_version else ""
-        items.append(f"<li><b>{html.escape(m.model)}</b>{version}: "
-                     f"{len(m.baseline.features)} features, {len(m.baseline.predictions)} "
-                     f"prediction outputs, {inferences} inferences, baseline "
-                     f"{html.escape(m.baseline.digest)}</li>")
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>promdrift exporter"
-            "</title></head><body>\n<h1>promdrift exporter</h1>\n<ul>\n" + "\n".join(items)
-            + "\n</ul>\n<p><a href=\"metrics\">Metrics</a> &middot; <a href=\"healthz\">Health"
-            f"</a></p>\n<p>promdrift {html.escape(__version__)}</p>\n</body></html>\n")
+    """The HTML of ``GET /``: promdrift's landing page (every model's columns against the
+    baseline, inference counts, the baseline served; see docs/landing.md) titled for the
+    exporter, linking ``metrics`` and ``healthz`` (relative, so a path prefix in front of the
+    exporter keeps them working)."""
+    from promdrift.instrumentation.landing import landing_page as page
+    text = page(list(monitors), title="promdrift exporter", metrics_path="metrics")
+    return text.replace("</footer>", ' Health check: <a href="healthz">healthz</a>.</footer>', 1)
 
 
 def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional[str] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -274,9 +275,12 @@ def test_payload_values_never_reach_logs_responses_or_labels(penguins, caplog):
 def test_landing_page_and_healthz(penguins, multi):
     client, (m, _) = make(penguins, multi)
     m.observe({"year": 2008})
-    page = client.get("/").get_data(as_text=True)
-    assert "<b>penguins</b>" in page and "1 inferences" in page
-    assert f"{len(penguins.features)} features" in page
+    resp = client.get("/")
+    assert resp.content_type.startswith("text/html")
+    page = resp.get_data(as_text=True)
+    assert page.startswith("<!DOCTYPE html>") and "<title>promdrift exporter</title>" in page
+    assert 'data-model="penguins"' in page and 'data-model="multi"' in page
+    assert re.search(r'data-model="penguins".*?data-fact="inferences">1<', page, re.S)
     assert 'href="metrics"' in page and 'href="healthz"' in page
     assert client.get("/healthz").get_json() == {"status": "ok", "models": ["multi", "penguins"]}
     evil = Baseline.fit({"x": [1.0, 2.0, 3.0]}, model="<script>", bins=2)
