@@ -20,7 +20,8 @@ Endpoints: ``GET /`` (landing page), ``GET /metrics``, ``GET /healthz`` and
 of them, or NDJSON (``Content-Type: application/x-ndjson``, one object per line). An
 observation is ``{"features": {...}, "prediction": ..., "id": ...}`` with ``prediction``
 (a value, or ``{output: value}`` / a list for several outputs) and ``id`` (a string or an
-integer, checked but neither stored nor used as a label) optional.
+integer, never a label; it reaches data capture and the label store of monitors that have
+them, see ``DriftMonitor.observe``) optional.
 
 Values are judged exactly as in-process: a feature value of the wrong type (a string for a
 numeric feature, a nested object, ...) is counted in ``promdrift_feature_invalid_total``,
@@ -121,14 +122,14 @@ def nesting_depth(text: str) -> int:
 
 
 def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
-                       ) -> Tuple[List[Dict[str, Any]], List[Any]]:
-    """The feature dicts and predictions (``None``: not given) of a request body.
+                       ) -> Tuple[List[Dict[str, Any]], List[Any], List[Any]]:
+    """The feature dicts, predictions and inference ids (``None``: not given) of a body.
 
     Raises :class:`PayloadError` (400 for a structural error, 413 for more than
     ``max_rows`` observations) naming the first bad field::
 
         >>> parse_observations(b'{"features": {"x": 1}, "prediction": 0.5}', False, 1, 10)
-        ([{'x': 1}], [0.5])
+        ([{'x': 1}], [0.5], [None])
         >>> parse_observations(b'{"features": [1]}', False, 1, 10)
         Traceback (most recent call last):
         ...
@@ -160,6 +161,7 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
         raise PayloadError(413, f"more than {max_rows} observations in one request", "rows")
     features: List[Dict[str, Any]] = []
     predictions: List[Any] = []
+    ids: List[Any] = []
     for i, row in enumerate(rows):
         where = f"rows[{i}]"
         if not isinstance(row, dict):
@@ -189,7 +191,8 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
                                f"{where}.prediction")
         features.append(feats)
         predictions.append(pred)
-    return features, predictions
+        ids.append(ident)
+    return features, predictions, ids
 
 
 def landing_page(monitors: Iterable[DriftMonitor]) -> str:
@@ -279,17 +282,23 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             body = request.stream.read(max_body + 1)
             if len(body) > max_body:
                 raise PayloadError(413, f"request body larger than {max_body} bytes")
-            features, predictions = parse_observations(
+            features, predictions, ids = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
         except PayloadError as e:
             log.debug("promdrift exporter: %d on %s: %s", e.status, request.path, e.message)
             return e.response()
-        if features:
+        if not features:
+            pass
+        elif (monitor.capture is not None or monitor.outcomes is not None) and any(
+                i is not None for i in ids):
+            # ids feed data capture and the label store: row by row, each with its own id
+            for f, p, i in zip(features, predictions, ids):
+                monitor.observe(f, p, inference_id=i)
+        elif len(features) == 1:
+            monitor.observe(features[0], predictions[0])
+        else:
             given = any(p is not None for p in predictions)
-            if len(features) == 1:
-                monitor.observe(features[0], predictions[0])
-            else:
-                monitor.observe(features, predictions if given else None)
+            monitor.observe(features, predictions if given else None)
         return _json({"accepted": len(features)})
 
     @app.errorhandler(404)

@@ -319,8 +319,27 @@ def test_create_app_rejects_a_model_twice(penguins):
 
 
 def test_parse_observations_directly():
-    assert parse_observations(b'[{"features": {"a": 1}, "id": 7}]', False, 0, 5) == (
-        [{"a": 1}], [None])
+    assert parse_observations(b'[{"features": {"a": 1}, "id": 7}, {"features": {}}]', False, 0,
+                              5) == ([{"a": 1}, {}], [None, None], [7, None])
     with pytest.raises(PayloadError) as e:
         parse_observations(b"[]" + b" " * 3, True, 0, 5)
     assert e.value.status == 400 and e.value.field == "rows[0]"
+
+
+def test_inference_ids_reach_capture_and_the_label_store(penguins, tmp_path):
+    from promdrift.instrumentation.capture import DataCapture, read_capture
+    monitor = DriftMonitor(penguins, registry=None,
+                           capture=DataCapture(str(tmp_path), registry=None))
+    monitor.track_labels(":memory:")
+    client = create_app([monitor]).test_client()
+    body = [{"features": {"year": 2008}, "prediction": "Adelie", "id": "a"},
+            {"features": {"year": 2009}, "prediction": "Gentoo", "id": 7},
+            {"features": {"year": 2007}, "prediction": "Adelie"}]
+    assert client.post(URL.format("penguins"), json=body).get_json() == {"accepted": 3}
+    assert monitor.record_label("a", "Adelie") == "matched"
+    assert monitor.record_label("7", "Adelie") == "matched"
+    monitor.capture.flush()
+    captured = sorted(str(r.get("inference_id")) for r in read_capture(str(tmp_path)))
+    assert captured == ["7", "None", "a"]  # the row without an id is captured without one
+    assert monitor.sample("promdrift_inferences_total") == 3
+    monitor.close()
