@@ -49,14 +49,25 @@ def read_token(path: str) -> str:
     return token
 
 
-def make_app(baselines: List[str], token: Optional[str] = None, **limits: Any) -> Any:
-    """The exporter app for baseline files (one monitor each, in a registry of its own)."""
+def make_app(baselines: List[str], token: Optional[str] = None,
+             labels_dir: Optional[str] = None, **limits: Any) -> Any:
+    """The exporter app for baseline files (one monitor each, in a registry of its own).
+    ``labels_dir``: track labels, each model's waiting predictions in
+    ``<labels_dir>/labels-<model>.sqlite3`` (``POST /v1/models/<model>/labels``)."""
     from promdrift.instrumentation import DriftMonitor
 
     from .service import create_app
     registry = CollectorRegistry()
     monitors = [DriftMonitor(path, registry=registry) for path in baselines]
+    if labels_dir:
+        os.makedirs(labels_dir, exist_ok=True)
+        for m in monitors:
+            m.track_labels(os.path.join(labels_dir, f"labels-{_file_safe(m.model)}.sqlite3"))
     return create_app(monitors, token=token, **limits)
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def add_parser(sub: Any) -> None:
@@ -83,6 +94,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     p.add_argument("--max-requests", type=int, default=0, metavar="N",
                    help="recycle a worker after N requests (default 0: never)")
+    p.add_argument("--labels-dir", metavar="DIR",
+                   help="track delayed ground truth (POST /v1/models/<model>/labels): one "
+                        "SQLite file of waiting predictions per model here; needs --workers 1 "
+                        "(the quality counters are per process)")
     p.add_argument("--multiproc-dir", metavar="DIR",
                    help="directory of the per-worker counts files (default: "
                         "$PROMDRIFT_MULTIPROC_DIR, else a temporary directory)")
@@ -118,6 +133,9 @@ def cmd_exporter(args: argparse.Namespace) -> int:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if args.max_requests < 0:
             raise ValueError("--max-requests must be 0 or more")
+        if args.labels_dir and args.workers > 1:
+            raise ValueError("--labels-dir needs --workers 1: the model quality counters are "
+                             "kept per process (docs/multiprocess.md)")
         models = [Baseline.load(path).model for path in args.baseline]  # fail fast, in the master
         if len(set(models)) != len(models):
             raise ValueError(f"two baselines have the same model name: {sorted(models)}")
@@ -128,7 +146,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
               "protect_metrics": args.protect_metrics}
 
     def factory() -> Any:
-        return make_app(args.baseline, token, **limits)
+        return make_app(args.baseline, token, labels_dir=args.labels_dir, **limits)
 
     try:
         import gunicorn  # noqa: F401

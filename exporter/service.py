@@ -15,7 +15,9 @@ the same metric families an in-process ``DriftMonitor`` exposes.
     >>> monitor.sample("promdrift_feature_invalid_total", feature="x", reason="wrong_type")
     1.0
 
-Endpoints: ``GET /`` (landing page), ``GET /metrics``, ``GET /healthz`` and
+Endpoints: ``GET /`` (landing page), ``GET /metrics``, ``GET /healthz``,
+``POST /v1/models/<model>/labels`` (ground truth for observations sent with an ``id``, for
+models that track labels: see ``promdrift.instrumentation.outcomes.labels_handler``) and
 ``POST /v1/models/<model>/observations``, whose body is one observation object, a JSON array
 of them, or NDJSON (``Content-Type: application/x-ndjson``, one object per line). An
 observation is ``{"features": {...}, "prediction": ..., "id": ...}`` with ``prediction``
@@ -46,6 +48,7 @@ from flask import Flask, Response, request
 from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.exposition import PromdriftCollector, metrics_text
 from promdrift.instrumentation.flask import CONTENT_TYPE
+from promdrift.instrumentation.outcomes import labels_handler
 
 __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
            "nesting_depth", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS", "MAX_DEPTH", "NDJSON_TYPES"]
@@ -300,6 +303,25 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             given = any(p is not None for p in predictions)
             monitor.observe(features, predictions if given else None)
         return _json({"accepted": len(features)})
+
+    @app.post("/v1/models/<model>/labels")
+    def labels(model: str) -> Any:
+        """Ground truth for earlier observations (``labels_handler``); 409 unless the
+        model tracks labels (``promdrift exporter --labels-dir``)."""
+        try:
+            if not authorized():
+                return denied()
+            monitor = by_model.get(model)
+            if monitor is None:
+                raise PayloadError(404, "no model of that name is served here (see /healthz)",
+                                   "model")
+            body = request.stream.read(max_body + 1)
+            if len(body) > max_body:
+                raise PayloadError(413, f"request body larger than {max_body} bytes")
+        except PayloadError as e:
+            return e.response()
+        status, answer = labels_handler(monitor, body, request.content_type)
+        return _json(answer, status)
 
     @app.errorhandler(404)
     def not_found(e: Any) -> Any:

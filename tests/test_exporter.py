@@ -343,3 +343,57 @@ def test_inference_ids_reach_capture_and_the_label_store(penguins, tmp_path):
     assert captured == ["7", "None", "a"]  # the row without an id is captured without one
     assert monitor.sample("promdrift_inferences_total") == 3
     monitor.close()
+
+
+LABELS_URL = "/v1/models/{}/labels"
+
+
+def test_labels_join_observations_sent_with_ids(penguins, rows):
+    registry = CollectorRegistry()
+    monitor = DriftMonitor(penguins, registry=registry).track_labels(":memory:")
+    client = create_app([monitor], token="t0k").test_client()
+    auth = {"Authorization": "Bearer t0k"}
+    sent = rows[:30]
+    body = [{"features": split(r)[0], "prediction": "Adelie", "id": f"r{i}"}
+            for i, r in enumerate(sent)]
+    assert client.post(URL.format("penguins"), json=body, headers=auth).status_code == 200
+    labels = [{"inference_id": f"r{i}", "label": r["species"]} for i, r in enumerate(sent)]
+    labels.append({"inference_id": "never-seen", "label": "Adelie"})
+    r = client.post(LABELS_URL.format("penguins"), json=labels, headers=auth)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["matched"] == 30 and r.get_json()["held"] == 1
+    # every prediction was "Adelie": the confusion column "Adelie" holds the true classes
+    truth = {c: sum(1 for x in sent if x["species"] == c) for c in {x["species"] for x in sent}}
+    for cls, n in truth.items():
+        assert monitor.sample("promdrift_quality_confusion_total", output="species",
+                              actual=cls, predicted="Adelie") == float(n)
+    # a duplicate is counted, never joined twice
+    again = client.post(LABELS_URL.format("penguins"), json=labels[:1], headers=auth)
+    assert again.status_code == 200 and again.get_json()["duplicate"] == 1
+    monitor.close()
+
+
+def test_labels_route_errors(penguins):
+    tracked = DriftMonitor(penguins, model="tracked", registry=None).track_labels(":memory:")
+    plain = DriftMonitor(penguins, model="plain", registry=None)
+    client = create_app([tracked, plain], token="t0k", max_body=2000).test_client()
+    auth = {"Authorization": "Bearer t0k"}
+    ok = [{"inference_id": "a", "label": "Adelie"}]
+    assert client.post(LABELS_URL.format("tracked"), json=ok).status_code == 401
+    assert client.post(LABELS_URL.format("nope"), json=ok, headers=auth).status_code == 404
+    assert client.post(LABELS_URL.format("plain"), json=ok, headers=auth).status_code == 409
+    bad = client.post(LABELS_URL.format("tracked"), json=[{"label": 1}], headers=auth)
+    assert bad.status_code == 400 and "inference_id" in bad.get_json()["error"]
+    big = [{"inference_id": f"id{i}", "label": "Adelie"} for i in range(200)]
+    assert client.post(LABELS_URL.format("tracked"), json=big, headers=auth).status_code == 413
+    tracked.close()
+
+
+def test_cli_refuses_label_tracking_with_several_workers(penguins, tmp_path, capsys):
+    from promdrift.exporter.cli import main
+    path = tmp_path / "b.json"
+    penguins.save(str(path))
+    rc = main(["exporter", "--baseline", str(path), "--labels-dir", str(tmp_path / "labels"),
+               "--workers", "2"])
+    assert rc == 2
+    assert "--labels-dir needs --workers 1" in capsys.readouterr().err
