@@ -536,8 +536,9 @@ class DriftMonitor:
         from .flask import instrument
         return instrument(self, app, metrics_path=metrics_path, landing_path=landing_path)
 
-    def track(self, features: Any, prediction: Any = None) -> Any:
-        """Decorator for a Flask view: observe what ``features(request)`` and
-        ``prediction(result)`` extract, after the view ran. See ``promdrift.instrumentation.flask``."""
+    def track(self, features: Any, prediction: Any = None, inference_id: Any = None) -> Any:
+        """Decorator for a Flask view: observe what ``features(request)``,
+        ``prediction(result)`` and ``inference_id(request)`` extract, after the view ran.
+        See ``promdrift.instrumentation.flask``."""
         from .flask import track
-        return track(self, features=features, prediction=prediction)
+        return track(self, features=features, prediction=prediction, inference_id=inference_id)
