@@ -45,6 +45,10 @@ import numpy as np
 
 from .baseline import CategoricalColumn, NumericColumn
 from .binning import ks_critical_value, ks_statistic, total_variation
+
+#: Total variation distance above which a categorical column is highlighted (the default
+#: ``promdrift:config:tvd_max`` of promql/rules.yml).
+TV_HIGHLIGHT = 0.1
 from .store import FEATURE, PREDICTION, REASONS, Layout
 
 __all__ = ["landing_page", "CONTENT_TYPE"]
@@ -220,7 +224,8 @@ class _Column:
                     f'{crit:.3f}</span></td>')
         else:
             tv = total_variation(live_n, self.base_n)
-            dist = f'<td class="num" data-tv="{tv:.6g}">TV {tv:.3f}</td>'
+            dist = (f'<td class="num{" over" if tv > TV_HIGHLIGHT else ""}" data-tv="{tv:.6g}">'
+                    f'TV {tv:.3f}</td>')
         return (f'{self.open}<td class="num" data-live-count="{n:.0f}">{_fmt_count(n)}</td>'
                 f'{dist}<td>{_invalid_cell(invalid)}</td><td>{self.svg(live_n)}</td></tr>')
 
@@ -322,5 +327,6 @@ def landing_page(monitors: Any, title: str = "promdrift",
             f'training baseline, per model.{link}</p>{_LEGEND}</header>'
             f'<main>{sections}</main><footer>Generated {now.replace("+00:00", "Z")} by '
             f'promdrift. KS: binned Kolmogorov-Smirnov distance, highlighted above the '
-            f'two-sample critical value at &alpha; = 0.05; TV: total variation distance.'
+            f'two-sample critical value at &alpha; = 0.05; TV: total variation distance, highlighted above '
+            f'{TV_HIGHLIGHT:g}.'
             f'</footer></body></html>\n')
