@@ -150,6 +150,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--m", type=int, default=10000, help="baseline (training) count")
     p.add_argument("--bins", type=int, default=20)
+    p.add_argument("--c-alpha", type=float, default=C_ALPHA)
+    p.add_argument("--min-effect", type=float, default=KS_MIN_EFFECT)
+    p.add_argument("--psi-max", type=float, default=PSI_MAX)
+    p.add_argument("--tvd-max", type=float, default=TVD_MAX)
     p.add_argument("--draws", type=int, default=400_000,
                    help="most features simulated per cell (rare events)")
     p.add_argument("--features", default="10,100,1000")
@@ -162,15 +166,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ns = [int(x) for x in args.n.split(",")]
     ncs = [int(x) for x in args.n_categorical.split(",")]
     t0 = time.perf_counter()
-    print(f"Undrifted data, one rule evaluation; m = {args.m} training values, c = {C_ALPHA}, "
-          f"ks_min_effect {KS_MIN_EFFECT}, psi_max {PSI_MAX} (floor {PSI_FLOOR}), "
-          f"tvd_max {TVD_MAX}; up to {args.draws:,} simulated features per cell.")
+    print(f"Undrifted data, one rule evaluation; m = {args.m} training values, "
+          f"c = {args.c_alpha}, ks_min_effect {args.min_effect}, psi_max {args.psi_max} "
+          f"(floor {PSI_FLOOR}), tvd_max {args.tvd_max}; up to {args.draws:,} simulated "
+          f"features per cell.")
 
     ks_rows: Dict[int, Cell] = {}
     psi_rows: Dict[int, Cell] = {}
     for n in ns:
         ks_rows[n], psi_rows[n] = run_cells(
-            lambda size: ks_psi_numeric(n, args.m, args.bins, size, rng)[1:], 2, args.draws)
+            lambda size: ks_psi_numeric(n, args.m, args.bins, size, rng, c_alpha=args.c_alpha,
+                                        min_effect=args.min_effect,
+                                        psi_max=args.psi_max)[1:], 2, args.draws)
     print_table(f"PromdriftFeatureDrift (KS), numeric features, {args.bins} bins", ks_rows, fams)
     print_table(f"PromdriftFeaturePSIHigh (PSI), numeric features, {args.bins} bins",
                 psi_rows, fams)
@@ -179,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           ("50 categories, uniform shares", np.full(50, 0.02)),
                           ("50 categories, Zipf shares 1/k", zipf(50))):
         rows = {n: run_cells(lambda size: [tvd_categorical(n, args.m, shares, size, rng)
-                                           > TVD_MAX], 1, args.draws)[0] for n in ncs}
+                                           > args.tvd_max], 1, args.draws)[0] for n in ncs}
         print_table(f"PromdriftCategoricalDrift (TVD), {label}", rows, fams)
 
     print("\nPromdriftPredictionClassDrift (class TVD), one output: P per evaluation "
@@ -190,8 +197,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("| window count n | " + " | ".join(c for c, _ in classes) + " |")
     print("|---|" + "---|" * len(classes))
     for n in ncs:
-        cells = [run_cells(lambda size: [tvd_categorical(n, args.m, s, size, rng) > TVD_MAX],
-                           1, args.draws // 20)[0] for _, s in classes]
+        cells = [run_cells(lambda size: [tvd_categorical(n, args.m, s, size, rng)
+                                         > args.tvd_max], 1, args.draws // 20)[0]
+                 for _, s in classes]
         print(f"| {n} | " + " | ".join(c.per_feature_text() for c in cells) + " |")
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
