@@ -57,6 +57,7 @@ demo: system-deps venv
 
 bench: venv
 	$(BIN)/python benchmarks/observe.py
+	$(BIN)/python benchmarks/exporter.py
 	$(BIN)/python benchmarks/landing.py
 
 clean:

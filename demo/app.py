@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any, Optional, Sequence
 
@@ -27,15 +28,22 @@ def _prediction(result: Any) -> Any:
     return None if isinstance(result, tuple) else result.get_json()
 
 
-def create_app(model_path: str, baseline_path: str, registry: Any = None) -> Any:
-    """The Flask app: ``/predict``, ``/metrics`` (and whatever else ``instrument`` adds)."""
+def create_app(model_path: str, baseline_path: str, registry: Any = None,
+               capture_dir: Optional[str] = None, capture_rate: float = 1.0) -> Any:
+    """The Flask app: ``/predict``, ``/metrics``, the landing page at ``/``. With
+    ``capture_dir``, a ``capture_rate`` sample of the served rows is written there as JSON
+    Lines for ``promdrift report``."""
     from flask import Flask, jsonify, request
     from prometheus_client import CollectorRegistry
 
     from promdrift.instrumentation import DriftMonitor
 
     species_model = demo_model.SpeciesModel.load(model_path)
-    monitor = DriftMonitor(baseline_path, model_version="demo-1",
+    capture = None
+    if capture_dir:
+        from promdrift.instrumentation.capture import DataCapture
+        capture = DataCapture(capture_dir, sample_rate=capture_rate)
+    monitor = DriftMonitor(baseline_path, model_version="demo-1", capture=capture,
                            registry=registry if registry is not None else CollectorRegistry())
     app = Flask("promdrift-demo")
     monitor.instrument(app)
@@ -68,6 +76,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="promdrift demo model server")
     p.add_argument("--workdir", default=".demo", help="where model.json and baseline.json live")
     p.add_argument("--listen", default="127.0.0.1:8000", help="host:port (default %(default)s)")
+    p.add_argument("--capture-dir", help="keep a sample of the served rows here (JSON Lines)")
+    p.add_argument("--capture-rate", type=float, default=1.0,
+                   help="share of the rows captured (default %(default)s)")
     args = p.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     model_path, baseline_path = ensure_trained(args.workdir)
@@ -79,8 +90,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             pass
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server = make_server(host or "127.0.0.1", int(port), create_app(model_path, baseline_path),
+    app = create_app(model_path, baseline_path, capture_dir=args.capture_dir,
+                     capture_rate=args.capture_rate)
+    server = make_server(host or "127.0.0.1", int(port), app,
                          threaded=True, request_handler=QuietHandler)
+    # SIGTERM (docker stop, the demo's shutdown) ends like Ctrl-C: captured rows are flushed.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(f"demo model server on http://{args.listen} (POST /predict, GET /metrics)",
           flush=True)
     try:
@@ -89,6 +104,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pass
     finally:
         server.server_close()
+        monitor = app.config["PROMDRIFT_MONITOR"]
+        if monitor.capture is not None:
+            monitor.capture.close()
     return 0
 
 

@@ -58,12 +58,15 @@ DRIFT_ALERTS = ("PromdriftFeatureDrift", "PromdriftPredictionDrift",
 class ModelServer:
     """demo/app.py as a child process on 127.0.0.1, stopped through its handle."""
 
-    def __init__(self, workdir: str, python: str = sys.executable):
+    def __init__(self, workdir: str, capture_dir: Optional[str] = None,
+                 python: str = sys.executable):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(workdir, "model-server.log")
         self.cmd = [python, os.path.join(HERE, "app.py"), "--workdir", workdir,
                     "--listen", f"127.0.0.1:{self.port}"]
+        if capture_dir:
+            self.cmd += ["--capture-dir", capture_dir]
         self.proc: Optional[subprocess.Popen] = None
 
     def __enter__(self) -> "ModelServer":
@@ -183,6 +186,28 @@ def describe(alert: Dict[str, Any]) -> str:
             f"{desc[:160]}")
 
 
+def offline_report(baseline_path: str, capture_dir: str, workdir: str) -> List[str]:
+    """`promdrift report` over the rows the server captured (normal and drifted traffic),
+    with the exact two-sample KS against the training data; summary lines for the end."""
+    from promdrift.exporter.report import build_report, write_report
+    from promdrift.instrumentation import Baseline
+
+    time.sleep(1.0)  # the capture writer flushes every 0.5 s
+    try:
+        report = build_report(Baseline.load(baseline_path), capture_dir, train=demo_model.DATA)
+        html_path = os.path.join(workdir, "report.html")
+        json_path = os.path.join(workdir, "violations.json")
+        write_report(report, html_path, json_path)
+    except Exception as e:  # the report is a bonus: never fail the demo because of it
+        return [f"  offline report: failed ({e})"]
+    lines = [f"  offline report over {report.rows} captured rows: "
+             f"{os.path.relpath(html_path)}, {len(report.violations)} constraint violations "
+             f"in {os.path.relpath(json_path)}"]
+    for v in report.violations[:8]:
+        lines.append(f"    {v.check} {v.feature_name}: {v.description}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     for binary, package in ((PROMETHEUS, "prometheus"), (ALERTMANAGER, "prometheus-alertmanager")):
         if binary is None:
@@ -208,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
     drift_alerts: List[Dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         say("2/4 starting the model server, a webhook receiver, Alertmanager and Prometheus")
-        server = stack.enter_context(ModelServer(workdir))
+        capture_dir = os.path.join(rundir, "capture")
+        server = stack.enter_context(ModelServer(workdir, capture_dir=capture_dir))
         hook = stack.enter_context(WebhookReceiver())
         am = stack.enter_context(Alertmanager(rundir, hook.url))
         prom = stack.enter_context(Prometheus(rundir, [f"127.0.0.1:{server.port}"], rules,
@@ -266,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
         for line in stats.table():
             print(line, flush=True)
 
+        report_lines = offline_report(baseline_path, capture_dir, workdir)
         delivered = [a for a in drift_alerts if a["labels"]["alertname"] in DRIFT_ALERTS]
         print()
         print("promdrift demo summary")
@@ -277,6 +304,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  alerts during the drift phase: {len(drift_alerts)}")
         for a in drift_alerts:
             print(f"    +{a['received_at'] - drift_start:5.1f}s {describe(a)}")
+        for line in report_lines:
+            print(line)
         print("  served:")
         for name, url in urls.items():
             print(f"    {name}: {url}")

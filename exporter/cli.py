@@ -4,6 +4,7 @@
         --prediction score --ignore customer_id --bins 20
     promdrift show baseline.json
     promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv]
+    promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     add_report_parser(sub)
+    from .serve import add_parser as add_exporter_parser  # `promdrift exporter`
+    add_exporter_parser(sub)
     return parser
 
 

@@ -131,9 +131,25 @@ def _result_json(result: Any) -> Any:
     return result
 
 
-def track(monitor: Any, features: Extractor, prediction: Optional[Extractor] = None
+def track(monitor: Any, features: Extractor, prediction: Optional[Extractor] = None,
+          inference_id: Optional[Extractor] = None
           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: after the view returns, observe its features and prediction."""
+    """Decorator: after the view returns, observe its features and prediction.
+
+    ``inference_id`` (a key of the request's JSON body, or ``inference_id(request)``) passes
+    the request's id to ``observe`` for data capture and the label store; an id that cannot
+    be extracted is left out (the row is still counted)."""
+
+    def get_id(request: Any) -> Any:
+        if inference_id is None:
+            return None
+        try:
+            if callable(inference_id):
+                return inference_id(request)
+            body = request.get_json(silent=True)
+            return body.get(inference_id) if isinstance(body, dict) else None
+        except Exception:
+            return None
 
     def get_features(request: Any) -> Any:
         if callable(features):
@@ -157,7 +173,11 @@ def track(monitor: Any, features: Extractor, prediction: Optional[Extractor] = N
             except Exception:
                 monitor._count_error()
             else:
-                monitor.observe(row, pred)
+                rid = get_id(request)
+                if rid is None:
+                    monitor.observe(row, pred)
+                else:
+                    monitor.observe(row, pred, inference_id=rid)
             return result
         return wrapper
 

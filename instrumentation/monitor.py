@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from .baseline import Baseline, category_key
 from .exposition import ModelPlan, PromdriftCollector, collector_for, metrics_text
+from .multiprocess import ENV as MULTIPROC_ENV, MultiprocessCounterStore
 from .outcomes import Outcomes, outcome_samples
 from .store import (FEATURE, INF, MISSING, NAN, NULL, PREDICTION, REASONS, WRONG_TYPE,
                     CounterStore, Layout)
@@ -80,6 +81,14 @@ def _numbers(values: List[Any]) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
     return out, bad
 
 
+def _default_store(layout: Layout) -> CounterStore:
+    """In-memory counts, or a per-process counts file when ``PROMDRIFT_MULTIPROC_DIR`` is set
+    (several worker processes then report exact totals: see ``multiprocess``)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return MultiprocessCounterStore(layout)
+    return CounterStore(layout)
+
+
 def _category_reason(v: Any) -> int:
     if v is _ABSENT:
         return MISSING
@@ -109,7 +118,9 @@ class DriftMonitor:
     ``baseline`` is a :class:`Baseline` or the path of a baseline JSON file. ``model``
     overrides the baseline's model name, ``model_version`` adds a label to every series.
     ``registry`` is where the metrics are registered (prometheus_client's default registry
-    unless told otherwise; ``None`` for none: :meth:`render` still works).
+    unless told otherwise; ``None`` for none: :meth:`render` still works). ``store`` holds
+    the counts: in process memory by default, or, when ``PROMDRIFT_MULTIPROC_DIR`` is set, a
+    per-process file summed with the other workers' files at scrape (docs/multiprocess.md).
 
     :meth:`observe` never raises: an internal error is counted in
     ``promdrift_instrumentation_errors_total`` and logged once.
@@ -129,7 +140,7 @@ class DriftMonitor:
         self.model = baseline.model
         self.model_version = model_version
         self.layout = lay = Layout(baseline)
-        self.store = store if store is not None else CounterStore(lay)
+        self.store = store if store is not None else _default_store(lay)
         if self.store.layout.size != lay.size:
             raise ValueError("store was built for another baseline")
         self.plan = ModelPlan(lay, model_version=model_version)
@@ -525,8 +536,9 @@ class DriftMonitor:
         from .flask import instrument
         return instrument(self, app, metrics_path=metrics_path, landing_path=landing_path)
 
-    def track(self, features: Any, prediction: Any = None) -> Any:
-        """Decorator for a Flask view: observe what ``features(request)`` and
-        ``prediction(result)`` extract, after the view ran. See ``promdrift.instrumentation.flask``."""
+    def track(self, features: Any, prediction: Any = None, inference_id: Any = None) -> Any:
+        """Decorator for a Flask view: observe what ``features(request)``,
+        ``prediction(result)`` and ``inference_id(request)`` extract, after the view ran.
+        See ``promdrift.instrumentation.flask``."""
         from .flask import track
-        return track(self, features=features, prediction=prediction)
+        return track(self, features=features, prediction=prediction, inference_id=inference_id)

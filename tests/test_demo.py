@@ -102,3 +102,4 @@ def test_make_demo_end_to_end(tmp_path):
     assert "alerts during the normal phase: 0" in out, out
     assert "result: OK" in out
     assert "ALERT Promdrift" in out
+    assert "offline report over" in out and (tmp_path / "violations.json").exists()

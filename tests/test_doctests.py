@@ -1,4 +1,4 @@
-"""The examples in the docstrings of every promdrift.instrumentation module run and pass."""
+"""The examples in the docstrings of every promdrift module run and pass."""
 
 import doctest
 import importlib
@@ -6,17 +6,22 @@ import pkgutil
 
 import pytest
 
+import promdrift.exporter as exporter_pkg
 import promdrift.instrumentation as pkg
 
 MODULES = sorted({"promdrift.instrumentation"} | {
-    f"promdrift.instrumentation.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)})
+    f"promdrift.instrumentation.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)} | {
+    f"promdrift.exporter.{m.name}" for m in pkgutil.iter_modules(exporter_pkg.__path__)})
 WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning",
                  "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
                  "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
                  "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask",
                  "promdrift.instrumentation.capture", "promdrift.instrumentation.landing",
                  "promdrift.instrumentation.quality", "promdrift.instrumentation.bias",
-                 "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes"}
+                 "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
+                 "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
+                 "promdrift.exporter.service", "promdrift.exporter.client",
+                 "promdrift.exporter.serve"}
 
 
 def test_the_core_modules_are_found():

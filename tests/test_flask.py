@@ -106,3 +106,27 @@ def test_missing_features_key_is_an_error_not_a_failure(app_and_monitor):
     assert resp.status_code == 200
     assert monitor.sample("promdrift_instrumentation_errors_total") == 1
     assert monitor.sample("promdrift_inferences_total") == 0
+
+
+def test_inference_id_reaches_the_label_store(registry, rows):
+    data = {k: [r[k] for r in rows] for k in rows[0]}
+    baseline = Baseline.fit(data, model="penguins", predictions="species")
+    monitor = DriftMonitor(baseline, registry=registry).track_labels(":memory:")
+    app = monitor.instrument(Flask("penguins"))
+
+    @app.post("/predict")
+    @monitor.track(features="features", prediction="prediction", inference_id="request_id")
+    def predict():
+        return {"prediction": "Adelie"}
+
+    client = app.test_client()
+    feats = {k: v for k, v in rows[0].items() if k != "species"}
+    assert client.post("/predict", json={"features": feats, "request_id": "r1"}).status_code == 200
+    assert client.post("/predict", json={"features": feats}).status_code == 200  # no id: counted
+    assert monitor.record_label("r1", "Gentoo") == "matched"
+    assert monitor.record_label("r2", "Gentoo") == "held"       # never observed with that id
+    assert monitor.sample("promdrift_inferences_total") == 2.0
+    assert monitor.sample("promdrift_quality_confusion_total", output="species",
+                          actual="Gentoo", predicted="Adelie") == 1.0
+    assert monitor.sample("promdrift_instrumentation_errors_total") == 0.0
+    monitor.close()

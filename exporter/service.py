@@ -1,0 +1,338 @@
+"""The standalone exporter: model servers in any language POST their rows, Prometheus scrapes
+the same metric families an in-process ``DriftMonitor`` exposes.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> from promdrift.instrumentation import Baseline, DriftMonitor
+    >>> monitor = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0, 4.0]}, model="m", bins=2),
+    ...                        registry=CollectorRegistry())
+    >>> client = create_app([monitor], token="s3cret").test_client()
+    >>> client.post("/v1/models/m/observations", json=[{"features": {"x": 1.5}}]).status_code
+    401
+    >>> resp = client.post("/v1/models/m/observations", headers={"Authorization": "Bearer s3cret"},
+    ...                    json=[{"features": {"x": 1.5}}, {"features": {"x": "oops"}, "id": "r2"}])
+    >>> resp.status_code, resp.get_json()
+    (200, {'accepted': 2})
+    >>> monitor.sample("promdrift_feature_invalid_total", feature="x", reason="wrong_type")
+    1.0
+
+Endpoints: ``GET /`` (landing page), ``GET /metrics``, ``GET /healthz``,
+``POST /v1/models/<model>/labels`` (ground truth for observations sent with an ``id``, for
+models that track labels: see ``promdrift.instrumentation.outcomes.labels_handler``) and
+``POST /v1/models/<model>/observations``, whose body is one observation object, a JSON array
+of them, or NDJSON (``Content-Type: application/x-ndjson``, one object per line). An
+observation is ``{"features": {...}, "prediction": ..., "id": ...}`` with ``prediction``
+(a value, or ``{output: value}`` / a list for several outputs) and ``id`` (a string or an
+integer, never a label; it reaches data capture and the label store of monitors that have
+them, see ``DriftMonitor.observe``) optional.
+
+Values are judged exactly as in-process: a feature value of the wrong type (a string for a
+numeric feature, a nested object, ...) is counted in ``promdrift_feature_invalid_total``,
+missing features are counted as ``missing``, features the baseline does not know are ignored.
+Only a structurally bad payload is refused, whole (nothing of it is counted), with a 400 whose
+JSON body names the field, e.g. ``{"error": "must be an object", "field": "rows[3].features"}``.
+Payload values never appear in a response, a log line or a label. See docs/exporter.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+import numpy as np
+from flask import Flask, Response, request
+
+from promdrift.instrumentation import DriftMonitor
+from promdrift.instrumentation.exposition import PromdriftCollector, metrics_text
+from promdrift.instrumentation.flask import CONTENT_TYPE
+from promdrift.instrumentation.outcomes import labels_handler
+
+__all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
+           "nesting_depth", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS", "MAX_DEPTH", "NDJSON_TYPES"]
+
+log = logging.getLogger("promdrift.exporter")
+
+#: Default request body limit in bytes (larger bodies get a 413).
+DEFAULT_MAX_BODY = 1 << 20
+#: Default number of observations per request (more get a 413).
+DEFAULT_MAX_ROWS = 1000
+#: Content types read as NDJSON; ``application/json`` (or none) is read as JSON.
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
+                          "application/x-jsonlines", "application/json-seq"})
+#: Deepest nesting of arrays and objects accepted in a body (a row needs 3 or 4).
+MAX_DEPTH = 64
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_ROW_KEYS = frozenset({"features", "prediction", "id"})
+_MAX_ID = 256
+
+
+class PayloadError(Exception):
+    """A request the exporter refuses: HTTP ``status``, a fixed ``message`` and the ``field``
+    path (``rows[3].features``). Neither ever contains a payload value.
+
+        >>> e = PayloadError(400, "must be an object of feature values", "rows[3].features")
+        >>> e.response().status_code, e.response().get_json()["field"]
+        (400, 'rows[3].features')
+    """
+
+    def __init__(self, status: int, message: str, field: Optional[str] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def response(self) -> Response:
+        body: Dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return _json(body, self.status)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body) + "\n", status=status, content_type="application/json")
+
+
+def _key_name(key: str) -> str:
+    """A JSON key as shown in a field path: at most 40 characters, JSON-escaped."""
+    short = key if len(key) <= 40 else key[:40] + "..."
+    return json.dumps(short, ensure_ascii=True)
+
+
+def _loads(text: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, integer digit limit
+        raise PayloadError(400, "not valid JSON", field) from None
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest nesting of JSON arrays and objects in ``text`` (brackets inside strings do not
+    count); 0 when there cannot be more than :data:`MAX_DEPTH` levels. Vectorised: a body of
+    1 MB costs a few milliseconds, and JSON never reaches the recursion limit of the parser
+    (whose depth would depend on the server's stack)::
+
+        >>> nesting_depth('[' * 70 + ']' * 70), nesting_depth('{"a": "[[[["}')
+        (70, 0)
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    codes = np.frombuffer(_STRING.sub("0", text).encode("ascii", "replace"), dtype=np.uint8)
+    step = ((codes == 91).astype(np.int32) + (codes == 123)) - (codes == 93) - (codes == 125)
+    return int(np.cumsum(step).max(initial=0))
+
+
+def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
+                       ) -> Tuple[List[Dict[str, Any]], List[Any], List[Any]]:
+    """The feature dicts, predictions and inference ids (``None``: not given) of a body.
+
+    Raises :class:`PayloadError` (400 for a structural error, 413 for more than
+    ``max_rows`` observations) naming the first bad field::
+
+        >>> parse_observations(b'{"features": {"x": 1}, "prediction": 0.5}', False, 1, 10)
+        ([{'x': 1}], [0.5], [None])
+        >>> parse_observations(b'{"features": [1]}', False, 1, 10)
+        Traceback (most recent call last):
+        ...
+        promdrift.exporter.service.PayloadError: must be an object of feature values
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError(400, "not valid UTF-8", "body") from None
+    if nesting_depth(text) > MAX_DEPTH:
+        raise PayloadError(400, f"nested deeper than {MAX_DEPTH} levels", "body")
+    if ndjson:
+        rows = []
+        for line in text.split("\n"):
+            if line.strip(" \t\r"):  # JSON's whitespace
+                if len(rows) >= max_rows:
+                    raise PayloadError(413, f"more than {max_rows} observations in one request",
+                                       "rows")
+                rows.append(_loads(line, f"rows[{len(rows)}]"))
+    else:
+        doc = _loads(text, "body")
+        if isinstance(doc, dict):
+            rows = [doc]
+        elif isinstance(doc, list):
+            rows = doc
+        else:
+            raise PayloadError(400, "must be an observation object or an array of them", "body")
+    if len(rows) > max_rows:
+        raise PayloadError(413, f"more than {max_rows} observations in one request", "rows")
+    features: List[Dict[str, Any]] = []
+    predictions: List[Any] = []
+    ids: List[Any] = []
+    for i, row in enumerate(rows):
+        where = f"rows[{i}]"
+        if not isinstance(row, dict):
+            raise PayloadError(400, "must be an object with a 'features' object", where)
+        for key in row:
+            if key not in _ROW_KEYS:
+                raise PayloadError(400, "unknown field (expected features, prediction, id)",
+                                   f"{where}.{_key_name(key)}" if not key.isidentifier()
+                                   else f"{where}.{key[:40]}")
+        feats = row.get("features")
+        if feats is None:
+            raise PayloadError(400, "required field is missing or null", f"{where}.features")
+        if not isinstance(feats, dict):
+            raise PayloadError(400, "must be an object of feature values", f"{where}.features")
+        ident = row.get("id")
+        if ident is not None and not (
+                (isinstance(ident, str) and len(ident) <= _MAX_ID)
+                or (isinstance(ident, int) and not isinstance(ident, bool)
+                    and abs(ident) < 2 ** 63)):
+            raise PayloadError(400, f"must be a string of at most {_MAX_ID} characters or a "
+                                    "64-bit integer", f"{where}.id")
+        pred = row.get("prediction")
+        if pred is not None and n_outputs > 1 and not (
+                isinstance(pred, dict) or (isinstance(pred, list) and len(pred) == n_outputs)):
+            raise PayloadError(400, f"the model has {n_outputs} outputs: must be an object "
+                                    f"{{output: value}} or a list of {n_outputs} values",
+                               f"{where}.prediction")
+        features.append(feats)
+        predictions.append(pred)
+        ids.append(ident)
+    return features, predictions, ids
+
+
+def landing_page(monitors: Iterable[DriftMonitor]) -> str:
+    """The HTML of ``GET /``: promdrift's landing page (every model's columns against the
+    baseline, inference counts, the baseline served; see docs/landing.md) titled for the
+    exporter, linking ``metrics`` and ``healthz`` (relative, so a path prefix in front of the
+    exporter keeps them working)."""
+    from promdrift.instrumentation.landing import landing_page as page
+    text = page(list(monitors), title="promdrift exporter", metrics_path="metrics")
+    return text.replace("</footer>", ' Health check: <a href="healthz">healthz</a>.</footer>', 1)
+
+
+def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional[str] = None,
+               max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
+               protect_metrics: bool = False, import_name: str = "promdrift_exporter") -> Flask:
+    """The exporter's Flask app for ``monitors`` (``DriftMonitor`` objects, one per model).
+
+    ``token``: when set, every ingest request (and, with ``protect_metrics``, every other
+    endpoint) must carry ``Authorization: Bearer <token>`` (compared in constant time; 401
+    otherwise). ``max_body``: bytes per request body (413 beyond). ``max_rows``: observations
+    per request (413 beyond). ``/metrics`` renders the monitors' registry when they share one,
+    else just their families.
+    """
+    ms = list(monitors.values()) if isinstance(monitors, Mapping) else list(monitors)
+    by_model: Dict[str, DriftMonitor] = {}
+    for m in ms:
+        if m.model in by_model:
+            raise ValueError(f"model {m.model!r} is given twice")
+        by_model[m.model] = m
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise ValueError("token must be a non-empty string")
+    if not (isinstance(max_body, int) and max_body > 0):
+        raise ValueError(f"max_body must be a positive integer, got {max_body!r}")
+    if not (isinstance(max_rows, int) and max_rows > 0):
+        raise ValueError(f"max_rows must be a positive integer, got {max_rows!r}")
+    expected = f"Bearer {token.strip()}".encode("utf-8") if token is not None else None
+    registries = {id(m.registry) for m in ms}
+    shared = ms[0].registry if ms and len(registries) == 1 else None
+    collector = PromdriftCollector(ms)
+
+    app = Flask(import_name)
+    app.config["MAX_CONTENT_LENGTH"] = max_body
+
+    def authorized() -> bool:
+        if expected is None:
+            return True
+        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        return hmac.compare_digest(given, expected)
+
+    def denied() -> Response:
+        resp = PayloadError(401, "missing or wrong bearer token").response()
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="promdrift"'
+        return resp
+
+    @app.get("/")
+    def index() -> Any:
+        if protect_metrics and not authorized():
+            return denied()
+        return Response(landing_page(ms), content_type="text/html; charset=utf-8")
+
+    @app.get("/metrics")
+    def metrics() -> Any:
+        if protect_metrics and not authorized():
+            return denied()
+        text = metrics_text(shared) if shared is not None else collector.render().encode()
+        return Response(text, content_type=CONTENT_TYPE)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return _json({"status": "ok", "models": sorted(by_model)})
+
+    @app.post("/v1/models/<model>/observations")
+    def observations(model: str) -> Any:
+        try:
+            if not authorized():
+                return denied()
+            monitor = by_model.get(model)
+            if monitor is None:
+                raise PayloadError(404, "no model of that name is served here (see /healthz)",
+                                   "model")
+            if request.content_length is not None and request.content_length > max_body:
+                raise PayloadError(413, f"request body larger than {max_body} bytes")
+            mimetype = request.mimetype
+            if mimetype not in NDJSON_TYPES and mimetype not in ("", "application/json"):
+                raise PayloadError(415, "send application/json or application/x-ndjson",
+                                   "Content-Type")
+            body = request.stream.read(max_body + 1)
+            if len(body) > max_body:
+                raise PayloadError(413, f"request body larger than {max_body} bytes")
+            features, predictions, ids = parse_observations(
+                body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
+        except PayloadError as e:
+            log.debug("promdrift exporter: %d on %s: %s", e.status, request.path, e.message)
+            return e.response()
+        if not features:
+            pass
+        elif (monitor.capture is not None or monitor.outcomes is not None) and any(
+                i is not None for i in ids):
+            # ids feed data capture and the label store: row by row, each with its own id
+            for f, p, i in zip(features, predictions, ids):
+                monitor.observe(f, p, inference_id=i)
+        elif len(features) == 1:
+            monitor.observe(features[0], predictions[0])
+        else:
+            given = any(p is not None for p in predictions)
+            monitor.observe(features, predictions if given else None)
+        return _json({"accepted": len(features)})
+
+    @app.post("/v1/models/<model>/labels")
+    def labels(model: str) -> Any:
+        """Ground truth for earlier observations (``labels_handler``); 409 unless the
+        model tracks labels (``promdrift exporter --labels-dir``)."""
+        try:
+            if not authorized():
+                return denied()
+            monitor = by_model.get(model)
+            if monitor is None:
+                raise PayloadError(404, "no model of that name is served here (see /healthz)",
+                                   "model")
+            body = request.stream.read(max_body + 1)
+            if len(body) > max_body:
+                raise PayloadError(413, f"request body larger than {max_body} bytes")
+        except PayloadError as e:
+            return e.response()
+        status, answer = labels_handler(monitor, body, request.content_type)
+        return _json(answer, status)
+
+    @app.errorhandler(404)
+    def not_found(e: Any) -> Any:
+        return PayloadError(404, "not found").response()
+
+    @app.errorhandler(405)
+    def not_allowed(e: Any) -> Any:
+        return PayloadError(405, "method not allowed").response()
+
+    @app.errorhandler(413)
+    def too_large(e: Any) -> Any:
+        return PayloadError(413, f"request body larger than {max_body} bytes").response()
+
+    return app

@@ -1,0 +1,55 @@
+"""A gunicorn configuration for promdrift apps with several workers.
+
+    PROMDRIFT_MULTIPROC_DIR=/run/promdrift gunicorn -c python:promdrift.instrumentation.gunicorn \\
+        --workers 4 --bind 127.0.0.1:8000 myservice:app
+
+or, in an existing ``gunicorn.conf.py``::
+
+    from promdrift.instrumentation.gunicorn import on_starting, child_exit  # noqa: F401
+
+``on_starting`` (master, once) checks ``PROMDRIFT_MULTIPROC_DIR`` and removes the counts
+files of a previous run, before any worker exists; ``child_exit`` (master, after a worker
+died or was recycled by ``max_requests``) folds the dead worker's counts into the archive
+file, so totals stay exact and the number of files bounded. This module does not import
+gunicorn (gunicorn reads the two hook functions from it)::
+
+    >>> import promdrift.instrumentation.gunicorn as config
+    >>> sorted(config.__all__)
+    ['child_exit', 'on_starting']
+
+See docs/multiprocess.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .multiprocess import ENV, MultiprocessDirError, check_directory, clear_directory, \
+    mark_process_dead
+
+__all__ = ["on_starting", "child_exit"]
+
+
+def on_starting(server: Any) -> None:
+    """Check ``PROMDRIFT_MULTIPROC_DIR`` and clear old counts files; refuse to start several
+    workers without it (each would report only its own requests)."""
+    directory = os.environ.get(ENV)
+    if not directory:
+        if getattr(server.cfg, "workers", 1) > 1:
+            raise MultiprocessDirError(
+                f"{ENV} is not set: with {server.cfg.workers} workers each would report only "
+                f"its own counts. Set it to an empty, writable directory.")
+        return
+    path = check_directory(directory)
+    removed = clear_directory(path)
+    server.log.info("promdrift: multiprocess counts in %s (%d old files removed)", path, removed)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Fold the exited worker's counts files into the archive (totals unchanged)."""
+    if os.environ.get(ENV):
+        try:
+            mark_process_dead(worker.pid, timeout=2.0)  # the master must not hang on scrapes
+        except Exception:  # never take the master down; the files stay and still count
+            server.log.warning("promdrift: could not fold the counts of worker %s", worker.pid)

@@ -1,0 +1,344 @@
+"""Exact counts across worker processes: one memory-mapped counts file per process.
+
+A pre-forking server (gunicorn with several workers) runs one ``DriftMonitor`` per worker,
+and each worker only sees its own requests. With ``PROMDRIFT_MULTIPROC_DIR`` set to a
+writable directory, every ``DriftMonitor`` built without an explicit ``store`` uses a
+:class:`MultiprocessCounterStore`: its flat counts array lives in a file of that directory
+(one file per process and model), so observing a row costs what it costs in memory, and a
+scrape of any worker sums the arrays of every file of the same model and baseline digest.
+
+Counts are monotonic sums, so files of dead workers are kept (their counts stay in every
+total); :func:`mark_process_dead` (the gunicorn ``child_exit`` hook of
+``promdrift.instrumentation.gunicorn``) folds a dead worker's files into one archive file per
+model so the number of files stays bounded under ``max_requests`` restarts::
+
+    >>> import tempfile
+    >>> from prometheus_client import CollectorRegistry
+    >>> from promdrift.instrumentation import Baseline, DriftMonitor, Layout
+    >>> directory = tempfile.mkdtemp()
+    >>> baseline = Baseline.fit({"x": [1.0, 2.0, 3.0, 4.0]}, model="m", bins=2)
+    >>> a = MultiprocessCounterStore(Layout(baseline), directory, ident="worker-a")
+    >>> b = MultiprocessCounterStore(Layout(baseline), directory, ident="worker-b")
+    >>> DriftMonitor(baseline, registry=None, store=a).observe({"x": 1.5})
+    >>> DriftMonitor(baseline, registry=None, store=b).observe([{"x": 2.5}, {"x": 9.0}])
+    >>> float(a.snapshot()[Layout.INFERENCES])  # what a scrape of either worker reports
+    3.0
+
+The directory must be empty (or hold only files of this deployment) when the server starts,
+like prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``; the gunicorn hooks clear it in the
+master before any worker starts. See docs/multiprocess.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import glob
+import hashlib
+import logging
+import mmap
+import os
+import tempfile
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Union
+
+import numpy as np
+
+from .store import CounterStore, Layout
+
+__all__ = ["ENV", "MultiprocessCounterStore", "MultiprocessDirError", "check_directory",
+           "multiprocess_directory", "mark_process_dead", "clear_directory"]
+
+#: The environment variable naming the directory of the counts files.
+ENV = "PROMDRIFT_MULTIPROC_DIR"
+_SUFFIX = ".f64"
+_LOCK_NAME = ".promdrift.lock"
+_ARCHIVE = "archive"
+
+
+class MultiprocessDirError(ValueError):
+    """The multiprocess directory is missing, not a directory, or not writable (or holds a
+    counts file that does not fit the baseline).
+
+        >>> issubclass(MultiprocessDirError, ValueError)
+        True
+    """
+
+
+def check_directory(directory: Union[str, "os.PathLike[str]"]) -> str:
+    """Fail fast unless ``directory`` exists, is a directory, and files can be created in it.
+
+    Returns the absolute path::
+
+        >>> import tempfile
+        >>> check_directory(tempfile.mkdtemp()).startswith("/")
+        True
+        >>> check_directory("/nonexistent/promdrift")
+        Traceback (most recent call last):
+        ...
+        promdrift.instrumentation.multiprocess.MultiprocessDirError: PROMDRIFT_MULTIPROC_DIR='/nonexistent/promdrift' does not exist; create it (empty) before starting the server
+    """
+    path = os.path.abspath(os.fspath(directory))
+    if not os.path.exists(path):
+        raise MultiprocessDirError(f"{ENV}={os.fspath(directory)!r} does not exist; create it "
+                                   "(empty) before starting the server")
+    if not os.path.isdir(path):
+        raise MultiprocessDirError(f"{ENV}={os.fspath(directory)!r} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+    except OSError as e:
+        raise MultiprocessDirError(f"{ENV}={os.fspath(directory)!r} is not writable by this "
+                                   f"process: {e.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def multiprocess_directory() -> Optional[str]:
+    """The checked directory of ``PROMDRIFT_MULTIPROC_DIR``, or ``None`` when it is unset."""
+    value = os.environ.get(ENV)
+    if not value:
+        return None
+    return check_directory(value)
+
+
+def _model_key(layout: Layout) -> str:
+    """File-name-safe key of a model + baseline (+ layout size, in case of a format change)."""
+    b = layout.baseline
+    blob = f"{b.model}\0{b.digest}\0{layout.size}".encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+@contextmanager
+def _dir_lock(directory: str, exclusive: bool, timeout: Optional[float] = None
+              ) -> Iterator[None]:
+    """Readers (scrapes) share the directory lock; compaction of dead files takes it alone,
+    so a scrape never sees a dead worker's counts twice or not at all. ``timeout`` bounds the
+    wait for the exclusive lock (``TimeoutError``): scrapes do not queue behind a waiting
+    writer, so a stream of overlapping scrapes could otherwise hold it off for long."""
+    fd = os.open(os.path.join(directory, _LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                                | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"the lock of {directory} stayed busy for "
+                                           f"{timeout} s") from None
+                    time.sleep(0.002)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _map(path: str, size: int) -> "tuple[mmap.mmap, np.ndarray]":
+    """Map ``path`` (created full of zeros if it does not exist) as ``size`` float64."""
+    nbytes = size * 8
+    if not os.path.exists(path):
+        # Created under a temporary name and renamed, so readers never see a short file.
+        fd, tmp = tempfile.mkstemp(prefix=".new-", dir=os.path.dirname(path))
+        try:
+            os.ftruncate(fd, nbytes)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if os.fstat(fd).st_size != nbytes:
+            raise MultiprocessDirError(f"{path} has {os.fstat(fd).st_size} bytes, expected "
+                                       f"{nbytes}; clear {ENV} before starting the server")
+        mm = mmap.mmap(fd, nbytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    return mm, np.frombuffer(mm, dtype=np.float64, count=size)
+
+
+_stores: "weakref.WeakSet[MultiprocessCounterStore]" = weakref.WeakSet()
+_sequence = 0
+_sequence_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process (gunicorn ``preload_app``) must not write into its parent's file:
+    every store gets a fresh file of its own and starts from zero (the parent's counts stay
+    in the parent's file, which is still summed)."""
+    for store in list(_stores):
+        try:
+            store._reopen()
+        except Exception:  # e.g. the directory is gone: never share the parent's memory
+            store.counts = np.zeros(store.layout.size, dtype=np.float64)
+            store._views()
+            store._mm = None
+            store._pid = os.getpid()
+            _stores.discard(store)
+            logging.getLogger("promdrift").exception(
+                "promdrift: no counts file in %s for process %d; its counts stay in memory "
+                "and are not merged", store.directory, os.getpid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class MultiprocessCounterStore(CounterStore):
+    """A :class:`CounterStore` whose array is a memory-mapped file, summed with the files of
+    the other processes at scrape time.
+
+        >>> import tempfile
+        >>> from promdrift.instrumentation import Baseline, Layout
+        >>> store = MultiprocessCounterStore(
+        ...     Layout(Baseline.fit({"x": [1.0, 2.0, 3.0]}, bins=2)), tempfile.mkdtemp())
+        >>> store.counts[Layout.INFERENCES] += 2
+        >>> float(store.snapshot()[Layout.INFERENCES]), float(store.local_snapshot()[0])
+        (2.0, 2.0)
+
+    ``directory`` defaults to ``PROMDRIFT_MULTIPROC_DIR`` (checked: it must exist and be
+    writable). ``ident`` names this store's file (default: the process id and a sequence
+    number, so two monitors of one process never share a file). A file left by a dead process
+    with the same name is reused and keeps counting on top of what it holds.
+    """
+
+    def __init__(self, layout: Layout, directory: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 ident: Optional[str] = None):
+        if directory is None:
+            directory = multiprocess_directory()
+            if directory is None:
+                raise MultiprocessDirError(f"{ENV} is not set; pass a directory")
+        self.directory = check_directory(directory)
+        self.key = _model_key(layout)
+        self._ident = ident
+        self.layout = layout
+        self._mm: Optional[mmap.mmap] = None
+        super().__init__(layout)
+        _stores.add(self)
+
+    def _file_name(self) -> str:
+        global _sequence
+        ident = self._ident
+        if ident is None:
+            with _sequence_lock:
+                _sequence += 1
+                ident = f"{os.getpid()}_{_sequence}"
+        if not ident.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"ident must be letters, digits, '-' and '_': {ident!r}")
+        return os.path.join(self.directory, f"{self.key}-{ident}{_SUFFIX}")
+
+    def _allocate(self, size: int) -> np.ndarray:
+        self.path = self._file_name()
+        self._pid = os.getpid()
+        self._mm, counts = _map(self.path, size)
+        return counts
+
+    def _reopen(self) -> None:
+        if os.getpid() == self._pid:
+            return
+        self._ident = None  # the parent's name is the parent's
+        self.lock = threading.Lock()
+        self.counts = self._allocate(self.layout.size)
+        self._views()
+
+    def local_snapshot(self) -> np.ndarray:
+        """This process's own counts (what :meth:`snapshot` is in a single process)."""
+        return super().snapshot()
+
+    def files(self) -> List[str]:
+        """Every counts file of this model + baseline in the directory, this one included."""
+        return sorted(glob.glob(os.path.join(self.directory, f"{self.key}-*{_SUFFIX}")))
+
+    def snapshot(self) -> np.ndarray:
+        """The sum of the counts of every process (live or dead) of this model + baseline."""
+        size = self.layout.size
+        with _dir_lock(self.directory, exclusive=False):
+            total = self.local_snapshot()
+            for path in self.files():
+                if path == self.path:
+                    continue
+                other = _read(path, size)
+                if other is not None:
+                    total += other
+        return total
+
+    def close(self) -> None:
+        """Unmap the file (it stays in the directory: its counts are part of the totals)."""
+        _stores.discard(self)
+        if self._mm is not None:
+            with self.lock:
+                self.counts = self.counts.copy()
+                self._views()
+                try:
+                    self._mm.close()
+                except BufferError:  # a view is still exported somewhere; the GC unmaps it
+                    pass
+                self._mm = None
+
+
+def _read(path: str, size: int) -> Optional[np.ndarray]:
+    try:
+        data = np.fromfile(path, dtype=np.float64)
+    except FileNotFoundError:
+        return None
+    if data.size != size:
+        raise MultiprocessDirError(f"{path} holds {data.size} counts, expected {size}; clear "
+                                   f"{ENV} before starting the server")
+    return data
+
+
+def mark_process_dead(pid: int, directory: Optional[str] = None, timeout: float = 10.0) -> int:
+    """Fold the counts files of the dead process ``pid`` into one archive file per model.
+
+    Totals do not change (the archive gains exactly what the removed files held), and scrapes
+    never see the intermediate state (they share the directory lock this takes alone).
+    Returns the number of files folded. Call it from the server's master process only, after
+    the worker has exited (gunicorn's ``child_exit``). When scrapes keep the directory busy
+    for ``timeout`` seconds, nothing is folded and ``TimeoutError`` is raised: the files stay
+    and still count.
+    """
+    directory = directory or os.environ.get(ENV)
+    if not directory:
+        return 0
+    directory = os.path.abspath(directory)
+    folded = 0
+    with _dir_lock(directory, exclusive=True, timeout=timeout):
+        for path in sorted(glob.glob(os.path.join(directory, f"*-{int(pid)}_*{_SUFFIX}"))):
+            key = os.path.basename(path).split("-", 1)[0]
+            dead = np.fromfile(path, dtype=np.float64)
+            archive = os.path.join(directory, f"{key}-{_ARCHIVE}{_SUFFIX}")
+            try:
+                total = np.fromfile(archive, dtype=np.float64)
+            except FileNotFoundError:
+                total = np.zeros_like(dead)
+            if total.size != dead.size:
+                raise MultiprocessDirError(f"{archive} does not match {path}; clear {ENV} "
+                                           "before starting the server")
+            total += dead
+            fd, tmp = tempfile.mkstemp(prefix=".archive-", dir=directory)
+            with os.fdopen(fd, "wb") as f:
+                total.tofile(f)
+            os.replace(tmp, archive)
+            os.unlink(path)
+            folded += 1
+    return folded
+
+
+def clear_directory(directory: Optional[str] = None) -> int:
+    """Remove every promdrift counts file from ``directory`` (default: the environment's);
+    returns how many. For the server's start, before any worker exists."""
+    directory = check_directory(directory or os.environ.get(ENV) or "")
+    removed = 0
+    for path in glob.glob(os.path.join(directory, f"*{_SUFFIX}")):
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+    return removed

@@ -1,0 +1,123 @@
+"""Helpers shared by the exporter, client, load and gunicorn tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from typing import Any, Dict, List, Optional, Tuple
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from integration.servers import free_port, wait_until
+
+__all__ = ["QuietServer", "samples", "GunicornProcess", "free_port", "wait_until", "BIN"]
+
+BIN = os.path.dirname(sys.executable)
+
+Key = Tuple[str, Tuple[Tuple[str, str], ...]]
+
+
+def samples(text: str) -> Dict[Key, float]:
+    """Every sample of an exposition text: (name, sorted labels) -> value."""
+    out: Dict[Key, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in out, f"duplicate sample {key}"
+            out[key] = s.value
+    return out
+
+
+class QuietServer:
+    """A WSGI app served from a thread on 127.0.0.1 (a free port), without access logs;
+    stopped by the ``with`` block that started it."""
+
+    def __init__(self, app: Any):
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Handler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "QuietServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 10.0,
+         headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+class GunicornProcess:
+    """A server process (``promdrift exporter`` or ``gunicorn``) on a free 127.0.0.1 port,
+    stopped (SIGTERM, then SIGKILL) through its own Popen handle by the ``with`` block."""
+
+    def __init__(self, argv: List[str], port: int, env: Optional[Dict[str, str]] = None,
+                 log_path: Optional[str] = None, ready_path: str = "/healthz"):
+        self.argv = argv
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log_path
+        self.ready_path = ready_path
+        self.proc: Optional[subprocess.Popen] = None
+
+    def __enter__(self) -> "GunicornProcess":
+        self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log()}")
+            return http("GET", self.url + self.ready_path, timeout=2)[0] == 200
+
+        wait_until(ready, timeout=60, what=f"{self.argv[0]} on port {self.port}")
+        return self
+
+    def log(self) -> str:
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()[-4000:]
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+
+def wait_for_workers(log_path: str, count: int, timeout: float = 60) -> None:
+    """Until ``count`` distinct workers booted (per gunicorn's log)."""
+    def booted() -> bool:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            return f.read().count("Booting worker") >= count
+    wait_until(booted, timeout=timeout, what=f"{count} workers booted")
+
+

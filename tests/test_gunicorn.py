@@ -1,0 +1,240 @@
+"""Several gunicorn workers, recycled by ``max_requests``, report exact totals: the exporter
+(``promdrift exporter --workers 4``) and an instrumented Flask app
+(``gunicorn -c python:promdrift.instrumentation.gunicorn``). Plus the command's errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+import threading
+
+import pytest
+
+from promdrift.exporter import cli
+from promdrift.instrumentation import Baseline, DriftMonitor
+
+from conftest import PENGUINS_CSV, read_rows
+from exporter_helpers import BIN, GunicornProcess, free_port, samples
+from exporter_helpers import http as http_request
+
+pytest.importorskip("gunicorn")
+
+THREADS = 8
+REQUESTS = 150  # per thread
+MAX_REQUESTS = 40
+WORKERS = 4
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return read_rows(PENGUINS_CSV)
+
+
+@pytest.fixture(scope="module")
+def baseline_path(rows, tmp_path_factory):
+    data = {k: [r[k] for r in rows] for k in rows[0]}
+    path = str(tmp_path_factory.mktemp("baseline") / "penguins.json")
+    Baseline.fit(data, model="penguins", predictions="species").save(path)
+    return path
+
+
+def split(row):
+    return {k: v for k, v in row.items() if k != "species"}, row["species"]
+
+
+def post_all(port, make_request, threads=THREADS, per_thread=REQUESTS):
+    """``threads`` x ``per_thread`` POSTs, a new connection each (a worker recycled by
+    max_requests closes its connections); every answer must be a 200."""
+    failures = []
+
+    def run(t):
+        for i in range(per_thread):
+            path, body = make_request(t, i)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    failures.append(resp.status)
+            except Exception as e:  # noqa: BLE001 - any failure fails the test below
+                failures.append(repr(e))
+            finally:
+                conn.close()
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=300)
+    assert not any(w.is_alive() for w in workers)
+    return failures
+
+
+def assert_same_counts(text, reference):
+    got, want = samples(text), samples(reference.render())
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if key[0].endswith("_sum"):
+            assert got[key] == pytest.approx(value, rel=1e-9), key
+        else:
+            assert got[key] == value, key
+
+
+def control_socket_flag():
+    """gunicorn >= 24 opens a control socket in the home directory unless told not to."""
+    import gunicorn.config
+    known = {s.name for s in gunicorn.config.KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in known else []
+
+
+def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_path):
+    port = free_port()
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    log = str(tmp_path / "exporter.log")
+    argv = [os.path.join(BIN, "promdrift"), "exporter", "--baseline", baseline_path,
+            "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--threads", "2",
+            "--max-requests", str(MAX_REQUESTS), "--multiproc-dir", str(mp)]
+    reference = DriftMonitor(baseline_path, registry=None)
+    sent = []
+    lock = threading.Lock()
+
+    def make_request(t, i):
+        k = 1 + (t + i) % 3  # 1 to 3 rows per request
+        start = (t * REQUESTS + i) * 3 % len(rows)
+        batch = [rows[(start + j) % len(rows)] for j in range(k)]
+        with lock:
+            sent.extend(batch)
+        body = [{"features": f, "prediction": p, "id": f"{t}-{i}-{j}"}
+                for j, (f, p) in enumerate(map(split, batch))]
+        return "/v1/models/penguins/observations", json.dumps(body)
+
+    with GunicornProcess(argv, port, log_path=log) as server:
+        failures = post_all(port, make_request)
+        assert failures == []
+        # every worker, whichever answers, reports the same exact totals
+        texts = [http_request("GET", server.url + "/metrics")[1].decode() for _ in range(WORKERS)]
+        server_log = server.log()
+    for f, p in map(split, sent):
+        reference.observe(f, p)
+    for text in texts:
+        assert_same_counts(text, reference)
+    assert reference.sample("promdrift_inferences_total") == len(sent) > THREADS * REQUESTS
+    restarts = server_log.count("Autorestarting worker")
+    assert restarts >= THREADS * REQUESTS // (MAX_REQUESTS * 2), server_log
+    files = os.listdir(mp)
+    assert any(f.endswith("-archive.f64") for f in files)  # dead workers were folded
+    assert len([f for f in files if f.endswith(".f64")]) <= WORKERS + 2
+
+
+def test_instrumented_flask_app_under_gunicorn(rows, baseline_path, tmp_path):
+    port = free_port()
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    log = str(tmp_path / "app.log")
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:promdrift.instrumentation.gunicorn",
+            "--workers", str(WORKERS), "--max-requests", str(MAX_REQUESTS),
+            "--bind", f"127.0.0.1:{port}", "--chdir", os.path.join(HERE, "apps"),
+            *control_socket_flag(), "instrumented:app"]
+    env = {"PROMDRIFT_TEST_BASELINE": baseline_path, "PROMDRIFT_MULTIPROC_DIR": str(mp)}
+    reference = DriftMonitor(baseline_path, registry=None)
+
+    def make_request(t, i):
+        f, p = split(rows[(t * REQUESTS + i) % len(rows)])
+        return "/predict", json.dumps({"features": f, "truth": p})
+
+    with GunicornProcess(argv, port, env=env, log_path=log) as server:
+        failures = post_all(port, make_request, per_thread=100)
+        assert failures == []
+        text = http_request("GET", server.url + "/metrics")[1].decode()
+        server_log = server.log()
+    for t in range(THREADS):
+        for i in range(100):
+            reference.observe(*split(rows[(t * REQUESTS + i) % len(rows)]))
+    assert_same_counts(text, reference)
+    assert "Autorestarting worker" in server_log
+    assert any(f.endswith("-archive.f64") for f in os.listdir(mp))
+
+
+def test_gunicorn_config_refuses_several_workers_without_a_directory(tmp_path, baseline_path):
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "PROMDRIFT_MULTIPROC_DIR"}
+    env["PROMDRIFT_TEST_BASELINE"] = baseline_path
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:promdrift.instrumentation.gunicorn",
+         "--workers", "2", "--bind", f"127.0.0.1:{free_port()}", "--chdir",
+         os.path.join(HERE, "apps"), *control_socket_flag(), "instrumented:app"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "PROMDRIFT_MULTIPROC_DIR is not set" in proc.stderr + proc.stdout
+
+
+# ---------------------------------------------------------------- the command's own errors
+
+def run_cli(argv, capsys):
+    code = cli.main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_cli_errors(baseline_path, tmp_path, capsys):
+    base = ["exporter", "--baseline", baseline_path]
+    code, err = run_cli(base + ["--listen", "nohost"], capsys)
+    assert code == 2 and "HOST:PORT" in err
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    code, err = run_cli(base + ["--token-file", str(empty)], capsys)
+    assert code == 2 and "empty" in err
+    code, err = run_cli(base + ["--token-file", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "missing" in err
+    code, err = run_cli(base + ["--baseline", baseline_path], capsys)
+    assert code == 2 and "same model name" in err
+    code, err = run_cli(base + ["--workers", "0"], capsys)
+    assert code == 2 and "--workers" in err
+    code, err = run_cli(["exporter", "--baseline", str(tmp_path / "nope.json")], capsys)
+    assert code == 2
+    code, err = run_cli(base + ["--multiproc-dir", str(tmp_path / "absent")], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+def test_cli_without_gunicorn(baseline_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gunicorn", None)  # import gunicorn -> ImportError
+    code, err = run_cli(["exporter", "--baseline", baseline_path, "--workers", "2"], capsys)
+    assert code == 2 and "need gunicorn" in err
+    served = {}
+    import werkzeug.serving
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, app, threaded: served.update(
+                            host=host, port=port, app=app, threaded=threaded))
+    code, err = run_cli(["exporter", "--baseline", baseline_path, "--workers", "1",
+                         "--listen", ":9999"], capsys)
+    assert code == 0 and "development server" in err
+    assert served["host"] == "127.0.0.1" and served["port"] == 9999 and served["threaded"]
+    client = served["app"].test_client()
+    assert client.post("/v1/models/penguins/observations",
+                       json={"features": {"year": 2008}}).status_code == 200
+    assert "promdrift_inferences_total{model=\"penguins\"} 1" in client.get(
+        "/metrics").get_data(as_text=True)
+
+
+def test_cli_token_file_is_enforced(baseline_path, tmp_path, capsys, monkeypatch):
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    monkeypatch.setitem(sys.modules, "gunicorn", None)
+    served = {}
+    import werkzeug.serving
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, app, threaded: served.update(app=app))
+    code, _ = run_cli(["exporter", "--baseline", baseline_path, "--workers", "1",
+                       "--token-file", str(token), "--max-rows", "2"], capsys)
+    assert code == 0
+    client = served["app"].test_client()
+    url = "/v1/models/penguins/observations"
+    assert client.post(url, json={"features": {}}).status_code == 401
+    auth = {"Authorization": "Bearer tok-123"}
+    assert client.post(url, json={"features": {}}, headers=auth).status_code == 200
+    assert client.post(url, json=[{"features": {}}] * 3, headers=auth).status_code == 413
+
