@@ -14,8 +14,8 @@ evaluation and the thresholds of promql/rules.yml's config group:
 as a function of the window count n (the alerts also need n >= ``min_samples``). The
 columns are the probability for one feature (with its Monte-Carlo count) and the
 family-wise probability ``1 - (1 - p)^F`` that at least one of F independent undrifted
-features meets the condition. Correlated features make the family-wise figure smaller, not
-larger. When no draw met the condition the table gives the 95% upper bound ``3 / draws``
+features meets the condition. Positively correlated features make the family-wise figure
+smaller, not larger. When no draw met the condition the table gives the 95% upper bound ``3 / draws``
 ("rule of three") and the family-wise figure of that bound, prefixed by ``<``.
 
 Numeric features: the baseline has ``bins`` equal-mass bins of a training sample of m
@@ -25,8 +25,8 @@ window holds n values of the same population, multinomial over the bins.
 tests/test_false_alarms.py checks this shortcut against a direct simulation with real
 quantile edges fitted by ``Baseline``.
 
-Categorical features and classes: a population with K categories (uniform shares, the worst
-case for TVD at a given K, or Zipf shares 1/k), a baseline of m training values drawn from it
+Categorical features and classes: a population with K categories (uniform shares, which give
+the largest expected TVD for a given K, or Zipf shares 1/k), a baseline of m training values drawn from it
 (multinomial) and a live window of n values drawn from it.
 
 Cells are simulated in batches until 200 draws met the condition or ``--draws`` draws were
