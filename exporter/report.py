@@ -77,7 +77,9 @@ class Thresholds:
     - ``range_tolerance``, ``range_share``: ``range_check`` fires when more than
       ``range_share`` of the valid values lie outside the training
       ``[min - t * (max - min), max + t * (max - min)]``.
-    - ``min_samples``: drift checks need this many valid captured values (as the alerts).
+    - ``min_samples``: drift checks need this many valid captured values (the alerts'
+      ``promdrift:config:min_samples`` is 1000; with many features a small capture flags
+      undrifted features by chance, see benchmarks/README.md).
     """
 
     datatype: float = 0.1
