@@ -103,3 +103,51 @@ def test_make_demo_end_to_end(tmp_path):
     assert "result: OK" in out
     assert "ALERT Promdrift" in out
     assert "offline report over" in out and (tmp_path / "violations.json").exists()
+
+
+def _processes_mentioning(text):
+    """PIDs of live processes whose command line contains ``text`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open(f"/proc/{entry}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if text in cmd and state != "Z":
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None or not os.path.isdir("/proc"),
+                    reason="needs the prometheus and prometheus-alertmanager binaries and /proc")
+def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
+    import signal
+    import time
+    workdir = str(tmp_path / "demo-interrupted")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "demo", "run.py"),
+                             "--workdir", workdir], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:  # until the traffic runs: every process is up
+            lines.append(line)
+            if "normal traffic" in line or time.monotonic() > deadline:
+                break
+        assert any("normal traffic" in x for x in lines), "".join(lines)
+        # the model server, Prometheus and Alertmanager all run with paths under workdir
+        assert len(_processes_mentioning(workdir)) >= 3
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "every process it started has been stopped" in out
+    assert _processes_mentioning(workdir) == []
