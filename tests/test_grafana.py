@@ -22,13 +22,15 @@ EXPECTED = {"promdrift-overview.json": ("promdrift-overview", {"datasource", "mo
             "promdrift-feature.json": ("promdrift-feature",
                                        {"datasource", "model", "feature", "window"}),
             "promdrift-predictions.json": ("promdrift-predictions",
-                                           {"datasource", "model", "output", "window"})}
+                                           {"datasource", "model", "output", "window"}),
+            "promdrift-outcomes.json": ("promdrift-outcomes",
+                                        {"datasource", "model", "output", "facet", "window"})}
 GRID_WIDTH = 24
 
 each_dashboard = pytest.mark.parametrize("name", sorted(DASHBOARD_FILES))
 
 
-def test_the_three_dashboards_are_there():
+def test_every_dashboard_is_expected():
     assert set(DASHBOARD_FILES) == set(EXPECTED)
 
 
@@ -197,6 +199,36 @@ def test_overview_lists_every_feature_worst_first():
         link = [pr for o in p["fieldConfig"]["overrides"] for pr in o["properties"]
                 if pr["id"] == "links"]
         assert link and "/d/promdrift-feature/" in link[0]["value"][0]["url"]
+
+
+def test_overview_links_to_the_outcomes_dashboard():
+    links = DASHBOARD_FILES["promdrift-overview.json"]["links"]
+    assert any(ln["type"] == "dashboards" and "promdrift" in ln["tags"] for ln in links)
+    (outcomes,) = [ln for ln in links if ln["type"] == "link"]
+    uid = DASHBOARD_FILES["promdrift-outcomes.json"]["uid"]
+    assert outcomes["url"].startswith(f"/d/{uid}/") and outcomes["keepTime"] is True
+
+
+def test_outcomes_dashboard_rows():
+    """One row per outcome monitor; quality split by output kind like the predictions
+    dashboard ("Categorical ..." / "Numeric ..."), so each row applies to one kind."""
+    d = DASHBOARD_FILES["promdrift-outcomes.json"]
+    titles: dict = {}
+    for row, p in rows(d):
+        titles.setdefault(row, []).append(p["title"])
+    assert list(titles) == ["Labels", "Categorical output: classification quality",
+                            "Numeric output: regression quality", "Bias: facet groups",
+                            "Attributions"]
+    exprs = {t["expr"] for _, t in targets(d)}
+    for rule in ("accuracy", "macro_f1", "mae", "rmse"):
+        assert any(f"promdrift_quality_{rule}:$window" in e for e in exprs), rule
+    for rule in ("precision", "recall", "f1"):
+        assert any(f"model_output_class:promdrift_quality_{rule}:$window" in e
+                   for e in exprs), rule
+    assert any("promdrift_bias_dppl:$window" in e for e in exprs)
+    assert any("promdrift_bias_recall_difference:$window" in e for e in exprs)
+    assert any("model:promdrift_attribution_ndcg:min" in e for e in exprs)
+    assert "promdrift:config:attribution_ndcg_min" in exprs
 
 
 # ------------------------------------------------------------------------------ provisioning

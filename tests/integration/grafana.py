@@ -23,6 +23,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 GRAFANA = os.path.join(ROOT, "grafana")
 DASHBOARDS = os.path.join(GRAFANA, "dashboards")
+# Dashboards of the outcome monitors (labels, facets, attributions): their queries run against
+# the outcomes stack (test_outcomes_dashboard.py), the others against the drift stack
+# (test_grafana_queries.py).
+OUTCOME_DASHBOARDS = frozenset({"promdrift-outcomes.json"})
 
 # Grafana's variable syntaxes: $name, [[name]] / [[name:fmt]], ${name} / ${name:fmt}.
 _VARIABLE = re.compile(r"\$(\w+)"

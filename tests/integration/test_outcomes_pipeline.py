@@ -1,39 +1,25 @@
 """End to end for the outcome monitors: DriftMonitor apps with labels, facets and attributions
 -> real Prometheus with the promql/ rules -> Alertmanager -> webhook.
 
-Four instrumented Flask apps, two models each served healthy and degraded:
-
-- ``cancer_ok`` / ``cancer_bad``: a threshold classifier of the breast cancer diagnosis (8
-  features) whose baseline holds its quality on rows 0-299 and the mean |attribution| of a
-  linear model's exact attributions (w_j * standardised x_j). Live traffic is rows 300-568 with
-  their true labels sent afterwards through ``labels_handler`` (the exporter's labels route),
-  shuffled. ``cancer_bad`` flips every third prediction and its attributions put the three
-  least important features first (x 50).
-- ``penguins_ok`` / ``penguins_bad``: a threshold species classifier, facet ``island``, bias
-  baseline on all rows; ``penguins_bad`` predicts "Adelie" for every penguin on Dream.
-
-Prometheus loads a fast copy of the rules ("1h" = the last 60 s, every ``for:`` 3 s,
-min_samples 100, quality_min_labels 40), scrapes every second and sends alerts to
-Alertmanager, which posts them to a webhook. The expected statistics and alerts are computed
-here with numpy from the raw predictions and labels.
+The stack (five apps: two classifiers of the breast cancer diagnosis with attributions, served
+healthy and degraded; two penguin species classifiers with facet ``island``, one biased; a
+penguin body mass regressor) is described in tests/integration/outcomes.py and shared with
+test_outcomes_dashboard.py through the session fixture ``outcomes`` of conftest.py. The
+expected statistics and alerts are computed with numpy from the raw predictions and labels.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
-import time
-from typing import Any, Dict, List, Set, Tuple
-
-import os
+from typing import Any, Dict
 
 import numpy as np
 import pytest
 
-from .rulegen import fast_rules
-from .servers import (ALERTMANAGER, PROMETHEUS, Alertmanager, AppServer, Prometheus,
-                      WebhookReceiver, wait_until)
+from .outcomes import (NDCG_MIN, OURS, accuracy, dppl, live_attribution, ndcg_reference,
+                       received)
+from .servers import ALERTMANAGER, PROMETHEUS
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,198 +27,11 @@ pytestmark = [
                        reason="needs the prometheus and prometheus-alertmanager binaries"),
 ]
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
-MIN_SAMPLES = 100
-QUALITY_MIN_LABELS = 40
-QUALITY_TOLERANCE = 0.05
-BIAS_TOLERANCE = 0.1
-NDCG_MIN = 0.9
-PENDING_S = 3
-OURS = {"PromdriftModelQualityDegraded", "PromdriftBiasDrift", "PromdriftAttributionDrift"}
-
-
-def _rows(name: str) -> List[Dict[str, Any]]:
-    from conftest import read_rows  # tests/conftest.py: a CSV reader independent of promdrift
-    return read_rows(os.path.join(DATA, name))
-
-
-def ndcg_reference(live: Dict[str, float], base: Dict[str, float]) -> float:
-    feats = sorted(base)
-    ranked = sorted(feats, key=lambda f: (-live.get(f, -np.inf), f))
-    ideal = sorted(base.values(), reverse=True)
-    dcg = sum(base[f] / np.log2(i + 2) for i, f in enumerate(ranked))
-    return dcg / sum(v / np.log2(i + 2) for i, v in enumerate(ideal))
-
-
-def dppl(groups: np.ndarray, pred: np.ndarray, g: str, c: str) -> float:
-    valid = np.array([x is not None for x in groups])
-    return float(np.mean(pred[valid & (groups == g)] == c)
-                 - np.mean(pred[valid & (groups != g)] == c))
-
-
-class Model:
-    """One app: the monitor and what it is fed (features, predictions, labels, attributions)."""
-
-    def __init__(self, name, baseline, rows, pred, truth, attributions=None, facets=()):
-        from prometheus_client import CollectorRegistry
-        from promdrift.instrumentation import DriftMonitor
-        self.name, self.rows, self.pred, self.truth = name, rows, pred, truth
-        self.attributions = attributions
-        self.monitor = DriftMonitor(baseline, model=name, registry=CollectorRegistry())
-        self.monitor.track_labels(":memory:")
-        if facets:
-            self.monitor.track_facets(*facets)
-        if attributions is not None:
-            self.monitor.track_attributions()
-
-    def feed(self) -> Dict[str, int]:
-        from promdrift.instrumentation.outcomes import labels_handler
-        ids = [f"{self.name}-{i}" for i in range(len(self.rows))]
-        self.monitor.observe(self.rows, self.pred, inference_id=ids,
-                             attributions=self.attributions)
-        order = list(range(len(ids)))
-        random.Random(11).shuffle(order)
-        body = "\n".join(json.dumps({"inference_id": ids[i], "label": self.truth[i]})
-                         for i in order)
-        status, counts = labels_handler(self.monitor, body.encode(), "application/x-ndjson")
-        assert status == 200, counts
-        return counts
-
-
-def cancer_models() -> Tuple[List[Model], Dict[str, Any]]:
-    from promdrift.instrumentation import Baseline
-    rows = _rows("breast_cancer.csv")
-    names = [k for k in rows[0] if k != "diagnosis"][:8]
-    truth = [r["diagnosis"] for r in rows]
-    full = [{k: r[k] for k in names} for r in rows]
-    pred = ["malignant" if r["worst_radius"] > 16.8 or r["worst_concave_points"] > 0.16
-            else "benign" for r in rows]
-    x = np.array([[r[k] for k in names] for r in rows])
-    y = np.array([t == "malignant" for t in truth], dtype=float)
-    mean, std = x[:300].mean(0), x[:300].std(0)
-    z = (x - mean) / std
-    w = np.linalg.lstsq(np.c_[z[:300], np.ones(300)], y[:300], rcond=None)[0][:-1]
-    attr = z * w
-    train = {k: x[:300, j] for j, k in enumerate(names)}
-    train["diagnosis"] = pred[:300]
-    b = (Baseline.fit(train, model="cancer", predictions="diagnosis")
-         .with_quality(truth[:300], pred[:300]).with_attributions(attr[:300]))
-    live = slice(300, None)
-    bad_pred = [("benign" if p == "malignant" else "malignant") if i % 3 == 0 else p
-                for i, p in enumerate(pred[live])]
-    base_mean = np.abs(attr[:300]).mean(0)
-    low = np.argsort(base_mean)[:3]
-    bad_attr = attr[live].copy()
-    bad_attr[:, low] *= 50
-    models = [Model("cancer_ok", b, full[live], pred[live], truth[live], attr[live]),
-              Model("cancer_bad", b, full[live], bad_pred, truth[live], bad_attr)]
-    return models, {"baseline": b, "names": names}
-
-
-def penguin_models() -> Tuple[List[Model], Dict[str, Any]]:
-    from promdrift.instrumentation import Baseline
-    rows = [r for r in _rows("penguins.csv") if r["flipper_length_mm"] is not None]
-    truth = [r.pop("species") for r in rows]
-    pred = ["Gentoo" if r["flipper_length_mm"] > 206 else
-            "Chinstrap" if r["bill_length_mm"] > 44 else "Adelie" for r in rows]
-    train = {k: [r[k] for r in rows] for k in rows[0]}
-    train["species"] = pred
-    b = (Baseline.fit(train, model="penguins", predictions="species")
-         .with_bias({"island": train["island"]}, pred, truth, facets="island"))
-    bad = ["Adelie" if r["island"] == "Dream" else p for r, p in zip(rows, pred)]
-    return [Model("penguins_ok", b, rows, pred, truth, facets=["island"]),
-            Model("penguins_bad", b, rows, bad, truth, facets=["island"])], {"baseline": b}
-
-
-def accuracy(m: Model) -> float:
-    return float(np.mean(np.array(m.truth) == np.array(m.pred)))
-
-
-def expected_alerts(models: List[Model], cancer: Dict[str, Any], peng: Dict[str, Any]
-                    ) -> Set[Tuple[str, str]]:
-    """(alert, model) pairs numpy says the rules must raise."""
-    out: Set[Tuple[str, str]] = set()
-    for m in models:
-        if m.name.startswith("cancer"):
-            q = cancer["baseline"].quality["diagnosis"]
-            if q["accuracy"] - accuracy(m) > QUALITY_TOLERANCE:
-                out.add(("PromdriftModelQualityDegraded", m.name))
-            live = {n: float(np.mean(np.abs(m.attributions[:, j])))
-                    for j, n in enumerate(cancer["names"])}
-            if ndcg_reference(live, cancer["baseline"].attribution) < NDCG_MIN:
-                out.add(("PromdriftAttributionDrift", m.name))
-        else:
-            ref = peng["baseline"].bias["island"]["dppl"]
-            groups = np.array([r["island"] for r in m.rows], dtype=object)
-            pred = np.array(m.pred, dtype=object)
-            for g, row in ref.items():
-                if np.sum(groups == g) < MIN_SAMPLES:
-                    continue
-                for c, v in row.items():
-                    if abs(dppl(groups, pred, g, c) - v) > BIAS_TOLERANCE:
-                        out.add(("PromdriftBiasDrift", m.name))
-    return out
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
-    from flask import Flask
-
-    workdir = str(tmp_path_factory.mktemp("outcomes"))
-    rule_files = fast_rules(f"{workdir}/rules", windows={"5m": "15s", "1h": "60s"},
-                            pending=f"{PENDING_S}s",
-                            config={"min_samples": MIN_SAMPLES,
-                                    "quality_min_labels": QUALITY_MIN_LABELS})
-    cmodels, cancer = cancer_models()
-    pmodels, peng = penguin_models()
-    models = cmodels + pmodels
-    apps = [AppServer(m.monitor.instrument(Flask(m.name))) for m in models]
-    expected = expected_alerts(models, cancer, peng)
-    with WebhookReceiver() as hook, Alertmanager(workdir, hook.url) as am:
-        for app in apps:
-            app.__enter__()
-        try:
-            with Prometheus(workdir, [a.address for a in apps], rule_files,
-                            alertmanager=am.address) as prom:
-                prom.wait_up(len(apps), timeout=40)
-                wait_until(lambda: len(prom.query("count_over_time(up[30s]) >= 3"))
-                           >= len(apps), timeout=30, what="three scrapes of every target")
-                fed_at = time.monotonic()
-                handled = {m.name: m.feed() for m in models}
-
-                # Every label scraped (the raw counters are exact), then two more
-                # evaluations, so that the rules read no scrape taken during the feed.
-                n_labels = sum(len(m.rows) for m in models)
-
-                def scraped() -> bool:
-                    got = prom.query("sum(promdrift_quality_labels_total)")
-                    return bool(got) and got[0]["value"] == n_labels
-                wait_until(scraped, timeout=30, what="every label scraped")
-                time.sleep(2.5)
-                at = time.time()
-                values = {
-                    "accuracy": prom.query("model_output:promdrift_quality_accuracy:1h", at=at),
-                    "ndcg": prom.query("model:promdrift_attribution_ndcg:min", at=at),
-                    "dppl": prom.query(
-                        "model_facet_group_output_class:promdrift_bias_dppl:1h", at=at),
-                }
-
-                def delivered() -> bool:
-                    return expected <= received(hook.alerts())
-                wait_until(delivered, timeout=45, interval=0.5, what="expected alerts")
-                time.sleep(PENDING_S + 3)
-                alerts = hook.alerts()
-        finally:
-            for app in reversed(apps):
-                app.__exit__(None, None, None)
-    return {"models": {m.name: m for m in models}, "cancer": cancer, "peng": peng,
-            "expected": expected, "alerts": alerts, "values": values, "handled": handled,
-            "fed_at": fed_at}
-
-
-def received(alerts: List[Dict[str, Any]]) -> Set[Tuple[str, str]]:
-    return {(a["labels"]["alertname"], a["labels"]["model"]) for a in alerts
-            if a["labels"]["alertname"] in OURS}
+def run(outcomes: Dict[str, Any]) -> Dict[str, Any]:
+    """The shared stack (tests/integration/conftest.py)."""
+    return outcomes
 
 
 def test_the_degraded_models_and_only_they_alert(run: Dict[str, Any]) -> None:
@@ -261,7 +60,9 @@ def test_labels_were_all_matched(run: Dict[str, Any]) -> None:
 
 def test_accuracy_rule_equals_numpy(run: Dict[str, Any]) -> None:
     got = {s["metric"]["model"]: s["value"] for s in run["values"]["accuracy"]}
-    for name, m in run["models"].items():
+    classifiers = {n: m for n, m in run["models"].items() if not m.numeric}
+    assert len(classifiers) == 4 and set(got) == set(classifiers)
+    for name, m in classifiers.items():
         assert math.isclose(got[name], accuracy(m), rel_tol=1e-9), name
 
 
@@ -270,8 +71,7 @@ def test_ndcg_rule_equals_numpy(run: Dict[str, Any]) -> None:
     cancer = run["cancer"]
     for name in ("cancer_ok", "cancer_bad"):
         m = run["models"][name]
-        live = {n: float(np.mean(np.abs(m.attributions[:, j])))
-                for j, n in enumerate(cancer["names"])}
+        live = live_attribution(m, cancer["names"])
         assert math.isclose(got[name], ndcg_reference(live, cancer["baseline"].attribution),
                             rel_tol=1e-9)
     assert got["cancer_ok"] >= NDCG_MIN > got["cancer_bad"]

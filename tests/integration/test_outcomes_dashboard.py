@@ -1,0 +1,244 @@
+"""Every query of grafana/dashboards/promdrift-outcomes.json, run against a real Prometheus
+scraping apps with labels, facets and attributions (the shared stack of outcomes.py: two
+breast cancer classifiers with attributions, two penguin species classifiers with facet
+``island``, a penguin body mass regressor, each fed once with its true labels).
+
+Variables are resolved as Grafana would (``label_values`` through ``/api/v1/series``, each
+option of the custom ``window``); every target runs with its variables substituted, as an
+instant query at the moment the whole feed is in both windows (``at``) or as a range query
+over the 20 s before it (1 s step, ``$__rate_interval`` = 4 s), and must return at least one
+series with a finite value for every combination its row applies to ("Categorical ..." /
+"Numeric ..." rows: outputs of that kind; "Bias ...": models with a facet; "Attributions":
+models fed attributions; queries of the validation quality: models whose baseline has it).
+The accuracy, macro F1, per-class F1, MAE, RMSE, DPPL and mean |attribution| queries must
+equal what numpy computes from the fed data; the labelled pairs, the fed count up to the
+extrapolation of increase().
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pytest
+
+from .grafana import label_values, load_dashboards, rows, substitute, variable_query, variables
+from .outcomes import accuracy, dppl, live_attribution, mae, rmse
+from .servers import ALERTMANAGER, PROMETHEUS, Prometheus
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
+                       reason="needs the prometheus and prometheus-alertmanager binaries"),
+]
+
+DASH = load_dashboards()["promdrift-outcomes.json"]
+SCRAPE_S = 1
+RANGE_S = 20
+
+
+def _series(prom: Prometheus, expr: str, instant: bool, at: float) -> List[Dict[str, Any]]:
+    """``[{"metric": labels, "values": [floats]}]`` of an instant or range query."""
+    if instant:
+        data = prom.api("query", query=expr, time=f"{at:.3f}")
+        assert data["resultType"] == "vector", expr
+        return [{"metric": r["metric"], "values": [float(r["value"][1])]}
+                for r in data["result"]]
+    data = prom.api("query_range", query=expr, start=f"{at - RANGE_S:.3f}", end=f"{at:.3f}",
+                    step=str(SCRAPE_S))
+    assert data["resultType"] == "matrix", expr
+    return [{"metric": r["metric"], "values": [float(v) for _, v in r["values"]]}
+            for r in data["result"]]
+
+
+def _has_data(series: List[Dict[str, Any]]) -> bool:
+    return any(math.isfinite(v) for s in series for v in s["values"])
+
+
+def _run(run: Dict[str, Any], expr: str, combo: Dict[str, Any], instant: bool = True
+         ) -> List[Dict[str, Any]]:
+    text = substitute(expr, combo, interval_s=SCRAPE_S, scrape_s=SCRAPE_S, range_s=RANGE_S)
+    return _series(run["prom"], text, instant, run["at"])
+
+
+@pytest.fixture(scope="module")
+def combos(outcomes: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Every combination of variable values; a model without facets gets ``facet`` None
+    (Grafana's empty variable), for which no bias panel applies."""
+    at = outcomes["at"]
+    out: List[Dict[str, Any]] = [{}]
+    for name, v in variables(DASH).items():
+        if name == "datasource":
+            continue
+        nxt = []
+        for c in out:
+            if v["type"] == "custom":
+                values: List[Optional[str]] = [o["value"] for o in v["options"]]
+            else:
+                known = {k: ("" if x is None else x) for k, x in c.items()}
+                selector, label = label_values(substitute(variable_query(v), known))
+                found = outcomes["prom"].api("series", **{"match[]": selector,
+                                                          "start": f"{at - 60:.3f}",
+                                                          "end": f"{at:.3f}"})
+                values = sorted({s[label] for s in found if label in s})
+                if name == "facet" and not values:
+                    values = [None]
+                assert values, f"variable {name}: {variable_query(v)} found nothing"
+            nxt.extend({**c, name: val} for val in values)
+        out = nxt
+    assert {c["model"] for c in out} == set(outcomes["models"])
+    return out
+
+
+def _applies(row: Optional[str], run: Dict[str, Any], combo: Dict[str, Any],
+             expr: str = "") -> bool:
+    m = run["models"][combo["model"]]
+    if "promdrift_baseline_quality" in expr or "promdrift_quality_degradation" in expr:
+        if not m.baseline.quality:   # the penguin classifiers have no validation quality
+            return False
+    if row.startswith("Categorical"):
+        return not m.numeric
+    if row.startswith("Numeric"):
+        return m.numeric
+    if row.startswith("Bias"):
+        return combo["facet"] is not None
+    if row.startswith("Attributions"):
+        return m.attributions is not None
+    return True
+
+
+def _subst(combo: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: ("" if v is None else v) for k, v in combo.items()}
+
+
+def test_every_panel_query_returns_data(outcomes: Dict[str, Any], combos) -> None:
+    ran, empty, panels = 0, [], set()
+    for row, panel in rows(DASH):
+        assert row is not None, panel["title"]
+        for t in panel["targets"]:
+            applicable = [c for c in combos if _applies(row, outcomes, c, t["expr"])]
+            assert applicable, (panel["title"], t["refId"])
+            for c in applicable:
+                if not _has_data(_run(outcomes, t["expr"], _subst(c), t["instant"])):
+                    empty.append((panel["title"], t["refId"], c))
+                ran += 1
+            panels.add(panel["id"])
+    assert not empty, f"{len(empty)} of {ran} queries returned no data, first: {empty[:3]}"
+    n_targets = sum(len(p["targets"]) for _, p in rows(DASH))
+    print(f"\npromdrift-outcomes.json: {len(panels)} panels, {n_targets} queries, {ran} runs "
+          f"over {len(combos)} variable combinations, all with data")
+
+
+def test_merged_queries_return_the_same_label_names(outcomes: Dict[str, Any], combos) -> None:
+    """Grafana's merge joins rows on equal label columns: the queries of a bar chart or table
+    must return the same label names (no ``__name__``)."""
+    checked = 0
+    for row, panel in rows(DASH):
+        if not any(tr["id"] == "merge" for tr in panel.get("transformations", [])):
+            continue
+        for c in (c for c in combos if _applies(row, outcomes, c)):
+            keys = {frozenset(s["metric"]) for t in panel["targets"]
+                    for s in _run(outcomes, t["expr"], _subst(c))}
+            assert len(keys) == 1 and "__name__" not in next(iter(keys)), (panel["title"], keys)
+            checked += 1
+    assert checked >= 3
+
+
+def _target(title: str, ref: str = "A") -> Dict[str, Any]:
+    panel = next(p for _, p in rows(DASH) if p["title"] == title)
+    return next(t for t in panel["targets"] if t["refId"] == ref)
+
+
+def _by(series: List[Dict[str, Any]], *labels: str) -> Dict[Any, float]:
+    out = {}
+    for s in series:
+        key = tuple(s["metric"][k] for k in labels)
+        out[key[0] if len(key) == 1 else key] = s["values"][-1]
+    return out
+
+
+def _f1(m) -> Dict[str, float]:
+    truth, pred = np.array(m.truth, dtype=object), np.array(m.pred, dtype=object)
+    out = {}
+    for c in sorted(set(m.truth) | set(m.pred)):
+        tp = np.sum((truth == c) & (pred == c))
+        out[c] = float(2 * tp / (np.sum(truth == c) + np.sum(pred == c)))
+    return out
+
+
+@pytest.mark.parametrize("window", ["1h", "5m"])
+def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> None:
+    """Both windows hold the whole feed at ``at``: the dashboard's quality equals numpy's."""
+    checked = 0
+    for name, m in outcomes["models"].items():
+        c = {"model": name, "output": m.output, "window": window, "facet": ""}
+        pairs = _run(outcomes, _target("Labelled pairs in the window")["expr"], c)
+        # increase() extrapolates the counter to the window's edges (ratios of two counters
+        # scraped together, like accuracy or MAE, cancel it; a count does not)
+        (n,) = [s["values"][0] for s in pairs]
+        assert len(m.rows) <= n <= 1.25 * len(m.rows), (name, n)
+        if m.numeric:
+            got_mae = _run(outcomes, _target("MAE and RMSE vs validation", "A")["expr"], c)
+            got_rmse = _run(outcomes, _target("MAE and RMSE vs validation", "B")["expr"], c)
+            assert math.isclose(got_mae[0]["values"][0], mae(m), rel_tol=1e-9)
+            assert math.isclose(got_rmse[0]["values"][0], rmse(m), rel_tol=1e-9)
+        else:
+            acc = _run(outcomes, _target("Accuracy and macro F1 vs validation", "A")["expr"], c)
+            f1 = _run(outcomes, _target("Accuracy and macro F1 vs validation", "B")["expr"], c)
+            assert math.isclose(acc[0]["values"][0], accuracy(m), rel_tol=1e-9), name
+            ref = _f1(m)
+            assert math.isclose(f1[0]["values"][0], float(np.mean(list(ref.values()))),
+                                rel_tol=1e-9), name
+            per_class = _by(_run(outcomes, _target("Per-class precision, recall and F1",
+                                                   "C")["expr"], c), "class")
+            assert per_class == pytest.approx(ref, rel=1e-9), name
+        checked += 1
+    assert checked == 5
+    # the degraded classifier shows as degraded, beyond the tolerance
+    c = {"model": "cancer_bad", "output": "diagnosis", "window": window, "facet": ""}
+    deg = _by(_run(outcomes, _target("Degradation vs tolerance")["expr"], c), "metric")
+    assert deg["accuracy"] > 0.05
+
+
+def test_bias_table_equals_numpy(outcomes: Dict[str, Any]) -> None:
+    table = next(p for _, p in rows(DASH) if p["title"] == "Bias: live vs validation")
+    checked = 0
+    for name in ("penguins_ok", "penguins_bad"):
+        m = outcomes["models"][name]
+        c = {"model": name, "output": "species", "facet": "island", "window": "1h"}
+        live = _by(_run(outcomes, table["targets"][0]["expr"], c), "group", "class")
+        base = _by(_run(outcomes, table["targets"][1]["expr"], c), "group", "class")
+        groups = np.array([r["island"] for r in m.rows], dtype=object)
+        pred = np.array(m.pred, dtype=object)
+        for (g, cls), v in live.items():
+            if "__other__" in (g, cls):
+                continue
+            assert math.isclose(v, dppl(groups, pred, g, cls), abs_tol=1e-9), (name, g, cls)
+            ref = m.baseline.bias["island"]["dppl"][g][cls]
+            assert math.isclose(base[(g, cls)], ref, abs_tol=1e-9), (name, g, cls)
+            checked += 1
+    assert checked == 2 * 3 * 3
+
+
+def test_attribution_bars_equal_numpy(outcomes: Dict[str, Any]) -> None:
+    bars = next(p for _, p in rows(DASH) if p["title"].startswith("Mean |attribution|"))
+    cancer = outcomes["cancer"]
+    for name in ("cancer_ok", "cancer_bad"):
+        c = {"model": name, "window": "1h"}
+        live = _by(_run(outcomes, bars["targets"][0]["expr"], c), "feature")
+        base = _by(_run(outcomes, bars["targets"][1]["expr"], c), "feature")
+        assert live == pytest.approx(live_attribution(outcomes["models"][name],
+                                                      cancer["names"]), rel=1e-9)
+        assert base == pytest.approx(cancer["baseline"].attribution, rel=1e-6)
+    ndcg = {n: _run(outcomes, _target("Attribution ranking nDCG vs threshold")["expr"],
+                    {"model": n})[0]["values"][0] for n in ("cancer_ok", "cancer_bad")}
+    assert ndcg["cancer_ok"] >= 0.9 > ndcg["cancer_bad"]
+
+
+def test_annotation_shows_the_outcome_alerts(outcomes: Dict[str, Any]) -> None:
+    (a,) = [a for a in DASH["annotations"]["list"] if a.get("expr")]
+    expr = substitute(a["expr"], {"model": sorted(outcomes["models"])})
+    got = {(s["metric"]["alertname"], s["metric"]["model"])
+           for s in _series(outcomes["prom"], expr, False, outcomes["alerts_at"])}
+    assert got == outcomes["expected"]
