@@ -32,7 +32,11 @@ Categorical features and classes: a population with K categories (uniform shares
 the largest expected TVD for a given K, or Zipf shares 1/k), a baseline of m training values drawn from it
 (multinomial) and a live window of n values drawn from it.
 
-The last table is the other side: the probability that one *drifted* categorical feature
+``PromdriftUnseenCategoryShareHigh`` (live ``__other__`` share minus the baseline's >
+``unseen_share_excess``, not corrected for noise) gets its own last table, by the baseline's
+``__other__`` share q: the difference has sd sqrt(q (1 - q) (1/n + 1/m)).
+
+The power table is the other side: the probability that one *drifted* categorical feature
 meets the condition, the live population being the baseline population moved by a given TVD
 (a share of the mass moved evenly onto the less frequent half of the categories).
 
@@ -60,6 +64,7 @@ KS_MIN_EFFECT = 0.1
 PSI_FLOOR = 1e-4
 PSI_MAX = 0.25
 TVD_MAX = 0.1
+UNSEEN_EXCESS = 0.05
 
 
 # ------------------------------------------------------------------ the statistics, vectorised
@@ -184,6 +189,23 @@ def zipf(k: int) -> np.ndarray:
     return s / s.sum()
 
 
+def print_unseen_table(ns: Sequence[int], m: int, excess: float, draws: int,
+                       families: Sequence[int], rng: np.random.Generator) -> None:
+    """Family-wise false-alarm rate of the unseen-share excess, one row per (q, n)."""
+    print("| __other__ share q | window count n | one feature (draws) | "
+          + " | ".join(f"{f} features" for f in families) + " |")
+    print("|---|---|---|" + "---|" * len(families))
+    for q in (0.1, 0.2, 0.3):
+        for n in ns:
+            if n < 1000:
+                continue
+            cell = run_cells(lambda size: [rng.binomial(n, q, size) / n
+                                           - rng.binomial(m, q, size) / m > excess],
+                             1, draws)[0]
+            print(f"| {q} | {n} | {cell.per_feature_text()} | "
+                  + " | ".join(cell.family_text(f) for f in families) + " |")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--m", type=int, default=10000, help="baseline (training) count")
@@ -199,6 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--n-categorical", default="200,500,1000,1500,2000,3000")
     p.add_argument("--power-tvd", default="0.15,0.2",
                    help="drift sizes (TVD of the populations) of the power table")
+    p.add_argument("--unseen-excess", type=float, default=UNSEEN_EXCESS)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -261,6 +284,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  drifted(shares, t))
             texts.append(f"{np.mean(hit[1]):.3f} / {np.mean(hit[0]):.3f}")
         print(f"| {n} | " + " | ".join(texts) + " |")
+    print(f"\nPromdriftUnseenCategoryShareHigh (live __other__ share - baseline share > "
+          f"{args.unseen_excess}, no correction), undrifted features, by the baseline's "
+          f"__other__ share q\n")
+    print_unseen_table(ncs, args.m, args.unseen_excess, args.draws, fams, rng)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 
