@@ -171,6 +171,19 @@ def category_shares(labels: List[str], values: np.ndarray) -> np.ndarray:
     return counts / counts.sum()
 
 
+def valid_count(values: np.ndarray) -> int:
+    """Values that category_shares counts (None and NaN are invalid)."""
+    return sum(1 for v in values
+               if not (v is None or (isinstance(v, float) and math.isnan(v))))
+
+
+def tvd_noise(pb: np.ndarray, n: float, m: float) -> float:
+    """Expected TVD of an undrifted feature: each live share minus baseline share is about
+    normal with sd sqrt(q (1 - q) (1/n + 1/m)), whose mean absolute value is sd * sqrt(2/pi)."""
+    sd = np.sqrt(pb * (1 - pb) * (1 / n + 1 / m))
+    return float(0.5 * np.sum(sd * math.sqrt(2 / math.pi)))
+
+
 def invalid_ratio(values: np.ndarray) -> float:
     bad = sum(1 for v in values if v is None or (isinstance(v, float) and not math.isfinite(v)))
     return bad / len(values)
@@ -195,6 +208,8 @@ RULES = {
     "tvd": "model_feature:promdrift_category_tvd:1h",
     "unseen": "model_feature:promdrift_category_unseen:ratio1h",
     "class_tvd": "model_output:promdrift_prediction_class_tvd:1h",
+    "tvd_noise": "model_feature:promdrift_category_tvd_noise:1h",
+    "class_tvd_noise": "model_output:promdrift_prediction_class_tvd_noise:1h",
     "class_n": "model_output:promdrift_prediction_class:increase1h",
     "cat_n": "model_feature:promdrift_feature_category:increase1h",
     "invalid": "model_feature:promdrift_invalid:ratio_rate5m",
@@ -229,6 +244,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     series_per_rule = {"ks": n_numeric, "crit": n_numeric, "n": n_numeric, "psi": n_numeric,
                        "tvd": n_categorical, "unseen": n_categorical, "cat_n": n_categorical,
                        "class_tvd": n_outputs, "class_n": n_outputs,
+                       "tvd_noise": n_categorical, "class_tvd_noise": n_outputs,
                        "invalid": n_numeric + n_categorical}
 
     with WebhookReceiver() as hook, Alertmanager(workdir, hook.url) as am:
@@ -262,7 +278,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
                 # Alerts: wait for every alert the numpy computation expects, then as long
                 # again as a pending period plus delivery, to see nothing else arrives.
-                expected = expected_alerts(scenarios, fitted, values["n"])
+                expected = expected_alerts(scenarios, fitted, values)
 
                 def delivered() -> bool:
                     return expected <= received_keys(hook.alerts())
@@ -282,13 +298,14 @@ def received_keys(alerts: List[Dict[str, Any]]) -> Set[Tuple[str, str, str]]:
 
 
 def expected_alerts(scenarios: List[Scenario], fitted: Dict[str, Any],
-                    n_prom: Dict[Tuple[str, str], float]) -> Set[Tuple[str, str, str]]:
+                    values: Dict[str, Dict[Tuple[str, str], float]]) -> Set[Tuple[str, str, str]]:
     """The alerts the fast rules should raise, from numpy/scipy on the raw samples.
 
-    The only input taken from Prometheus is the window count n used in the critical value:
-    ``increase()`` extrapolates to the end of the window, so n is a few percent above the
-    fed count (test_window_count_is_the_fed_count bounds it).
+    The only inputs taken from Prometheus are the window counts n used in the KS critical
+    value and in the no-drift TVD: ``increase()`` extrapolates to the end of the window, so
+    n is a few percent above the fed count (test_window_count_is_the_fed_count bounds it).
     """
+    n_prom = values["n"]
     out: Set[Tuple[str, str, str]] = set()
     for s in scenarios:
         b = fitted[s.dataset]
@@ -308,14 +325,19 @@ def expected_alerts(scenarios: List[Scenario], fitted: Dict[str, Any],
                 pb = category_shares(col.labels, s.train[col.name])
                 pl = category_shares(col.labels, live)
                 n = sum(1 for v in live if v is not None)
-                if 0.5 * np.abs(pl - pb).sum() > TVD_MAX and n >= MIN_SAMPLES:
+                noise = tvd_noise(pb, values["cat_n"].get((s.model, col.name), n),
+                                  valid_count(s.train[col.name]))
+                if 0.5 * np.abs(pl - pb).sum() - noise > TVD_MAX and n >= MIN_SAMPLES:
                     out.add(("PromdriftCategoricalDrift", s.model, col.name))
                 if pl[-1] - pb[-1] > UNSEEN_EXCESS and n >= MIN_SAMPLES:
                     out.add(("PromdriftUnseenCategoryShareHigh", s.model, col.name))
         for col in b.predictions:
             pb = category_shares(col.labels, s.train[col.name])
             pl = category_shares(col.labels, s.live[col.name])
-            if 0.5 * np.abs(pl - pb).sum() > TVD_MAX and len(s.live[col.name]) >= MIN_SAMPLES:
+            n = len(s.live[col.name])
+            noise = tvd_noise(pb, values["class_n"].get((s.model, col.name), n),
+                              valid_count(s.train[col.name]))
+            if 0.5 * np.abs(pl - pb).sum() - noise > TVD_MAX and n >= MIN_SAMPLES:
                 out.add(("PromdriftPredictionClassDrift", s.model, col.name))
     return out
 
@@ -394,6 +416,12 @@ def test_categorical_rules_equal_numpy(run: Run) -> None:
             key = (s.model, col.name)
             assert tvd[key] == pytest.approx(0.5 * np.abs(pl - pb).sum(), abs=1e-9), key
             assert unseen[key] == pytest.approx(pl[-1], abs=1e-9), key
+            # the no-drift TVD from the baseline shares, the rule's own window count n and
+            # the training count m
+            n, m = run.values["cat_n"][key], valid_count(s.train[col.name])
+            assert n > 0 and m == sum(col.counts), key
+            assert run.values["tvd_noise"][key] == pytest.approx(tvd_noise(pb, n, m),
+                                                                 rel=1e-9), key
             checked += 1
     assert checked == 2 * 2   # penguins: island, sex
 
@@ -406,10 +434,14 @@ def test_prediction_class_tvd_equals_numpy(run: Run) -> None:
             pl = category_shares(col.labels, s.live[col.name])
             assert tvd[(s.model, col.name)] == pytest.approx(0.5 * np.abs(pl - pb).sum(),
                                                              abs=1e-9)
+            key = (s.model, col.name)
+            n, m = run.values["class_n"][key], valid_count(s.train[col.name])
+            assert run.values["class_tvd_noise"][key] == pytest.approx(tvd_noise(pb, n, m),
+                                                                       rel=1e-9), key
 
 
 def test_drift_alerts_reach_the_webhook(run: Run) -> None:
-    expected = expected_alerts(run.scenarios, run.baselines, run.values["n"])
+    expected = expected_alerts(run.scenarios, run.baselines, run.values)
     for s in run.scenarios:  # the injected drift is among what numpy expects
         assert {(a, s.model, f) for a, f in s.injected} <= expected
     drift_models = {s.model for s in run.scenarios if s.injected}
@@ -428,7 +460,7 @@ def test_drift_alerts_reach_the_webhook(run: Run) -> None:
 
 def test_no_drift_run_raises_no_alert(run: Run) -> None:
     clean = {s.model for s in run.scenarios if not s.injected}
-    expected = expected_alerts(run.scenarios, run.baselines, run.values["n"])
+    expected = expected_alerts(run.scenarios, run.baselines, run.values)
     assert not {k for k in expected if k[1] in clean}, "the clean resample is not clean"
     assert run.settled_at - run.fed_at > PENDING_S + 4
     assert [a for a in run.alerts if a["labels"].get("model") in clean] == []
