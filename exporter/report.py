@@ -40,7 +40,8 @@ import numpy as np
 from promdrift.instrumentation.baseline import (OTHER, Baseline, CategoricalColumn, Column,
                                                 NumericColumn, category_key)
 from promdrift.instrumentation.binning import (C_ALPHA_05, bin_counts, ks_critical_value,
-                                               ks_statistic, psi, total_variation)
+                                               ks_statistic, psi, total_variation,
+                                               tvd_noise)
 from promdrift.instrumentation.capture import NONFINITE, CaptureFiles
 
 __all__ = ["Thresholds", "FeatureReport", "Violation", "Report", "ReportError",
@@ -421,10 +422,14 @@ def _check(r: FeatureReport, th: Thresholds, any_rows: bool) -> None:
                                    f"{limit:.4f} (threshold {th.drift:g}, critical value "
                                    f"{r.ks_critical:.4f} at n={r.valid}); PSI {r.psi:.3f}",
                                    r.ks, limit))
-        elif r.kind == "categorical" and r.tvd is not None and r.tvd > th.drift:
-            v.append(Violation(name, "baseline_drift_check",
-                               f"total variation distance {r.tvd:.4f} exceeds {th.drift:g}; "
-                               f"PSI {r.psi:.3f}", r.tvd, th.drift))
+        elif r.kind == "categorical" and r.tvd is not None:
+            # As the alerts do: the distance above what sampling noise alone gives.
+            noise = tvd_noise(np.array(r.column.counts), r.valid)
+            if r.tvd - noise > th.drift:
+                v.append(Violation(name, "baseline_drift_check",
+                                   f"total variation distance {r.tvd:.4f} exceeds its no-drift "
+                                   f"value {noise:.4f} by more than {th.drift:g}; "
+                                   f"PSI {r.psi:.3f}", r.tvd - noise, th.drift))
 
 
 def _train_columns(path: str, baseline: Baseline) -> Dict[str, np.ndarray]:

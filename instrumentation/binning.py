@@ -139,3 +139,21 @@ def psi(counts_live: np.ndarray, counts_base: np.ndarray, floor: float = PSI_FLO
 def total_variation(counts_live: np.ndarray, counts_base: np.ndarray) -> float:
     """Total variation distance ``0.5 * sum(|p - q|)`` between two category distributions."""
     return float(0.5 * np.sum(np.abs(_probabilities(counts_live) - _probabilities(counts_base))))
+
+
+def tvd_noise(counts_base: np.ndarray, n: float) -> float:
+    """Expected total variation distance between a live sample of ``n`` values and the
+    baseline when nothing drifted: ``0.5 * sum(sqrt(q(1 - q))) * sqrt(2/pi * (1/n + 1/m))``
+    over the baseline shares ``q`` (``m`` the baseline count). The categorical alerts compare
+    ``total_variation - tvd_noise`` with their threshold (promql/rules.yml, the
+    ``..._tvd_noise`` rules), since sampling noise alone makes TVD grow with the number of
+    categories.
+
+        >>> round(tvd_noise(np.full(50, 200), 1000), 4)   # 50 even categories, m = 10,000
+        0.0926
+    """
+    q = _probabilities(counts_base)
+    m = float(np.asarray(counts_base, dtype=np.float64).sum())
+    if n <= 0:
+        return math.inf
+    return float(0.5 * np.sum(np.sqrt(q * (1 - q))) * math.sqrt(2 / math.pi * (1 / n + 1 / m)))

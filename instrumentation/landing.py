@@ -44,10 +44,11 @@ from typing import Any, Iterable, List, Optional, Sequence
 import numpy as np
 
 from .baseline import CategoricalColumn, NumericColumn
-from .binning import ks_critical_value, ks_statistic, total_variation
+from .binning import ks_critical_value, ks_statistic, total_variation, tvd_noise
 
-#: Total variation distance above which a categorical column is highlighted (the default
-#: ``promdrift:config:tvd_max`` of promql/rules.yml).
+#: A categorical column is highlighted when its total variation distance exceeds its no-drift
+#: value (``binning.tvd_noise``) by more than this (the default ``promdrift:config:tvd_max``
+#: of promql/rules.yml, used the same way by the alerts).
 TV_HIGHLIGHT = 0.1
 from .store import FEATURE, PREDICTION, REASONS, Layout
 
@@ -224,8 +225,10 @@ class _Column:
                     f'{crit:.3f}</span></td>')
         else:
             tv = total_variation(live_n, self.base_n)
-            dist = (f'<td class="num{" over" if tv > TV_HIGHLIGHT else ""}" data-tv="{tv:.6g}">'
-                    f'TV {tv:.3f}</td>')
+            noise = tvd_noise(self.base_n, n)
+            dist = (f'<td class="num{" over" if tv - noise > TV_HIGHLIGHT else ""}" '
+                    f'data-tv="{tv:.6g}" data-tv-noise="{noise:.6g}">TV {tv:.3f}<br>'
+                    f'<span class="crit">no drift {noise:.3f}</span></td>')
         return (f'{self.open}<td class="num" data-live-count="{n:.0f}">{_fmt_count(n)}</td>'
                 f'{dist}<td>{_invalid_cell(invalid)}</td><td>{self.svg(live_n)}</td></tr>')
 
@@ -327,6 +330,6 @@ def landing_page(monitors: Any, title: str = "promdrift",
             f'training baseline, per model.{link}</p>{_LEGEND}</header>'
             f'<main>{sections}</main><footer>Generated {now.replace("+00:00", "Z")} by '
             f'promdrift. KS: binned Kolmogorov-Smirnov distance, highlighted above the '
-            f'two-sample critical value at &alpha; = 0.05; TV: total variation distance, highlighted above '
-            f'{TV_HIGHLIGHT:g}.'
+            f'two-sample critical value at &alpha; = 0.05; TV: total variation distance, highlighted when it '
+            f'exceeds its no-drift value by more than {TV_HIGHLIGHT:g}.'
             f'</footer></body></html>\n')

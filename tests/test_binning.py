@@ -181,3 +181,18 @@ def test_large_values_get_the_same_le_in_baseline_and_live():
         # Each edge value observed above lands in its own bucket (le semantics: <=).
         below = sum(1 for v in [5e5, 1e6, 2.5e6, 9.99e6, 1e16, 2e16] + list(col.edges) if v <= e)
         assert monitor.sample("promdrift_feature_value_bucket", feature="big", le=le) == below
+
+
+@pytest.mark.parametrize("shares", ["even", "zipf"])
+def test_tvd_noise_is_the_mean_no_drift_tvd(shares):
+    """binning.tvd_noise against simulated no-drift windows: the population's category
+    shares deviate from the baseline's like a Dirichlet (the baseline is a sample of m), the
+    window is multinomial; the mean TVD matches within 2 %."""
+    rng = np.random.default_rng(11)
+    k, n, m, draws = 20, 1000, 10000, 4000
+    w = np.ones(k) if shares == "even" else 1.0 / np.arange(1, k + 1)
+    base = np.round(m * w / w.sum())
+    pop = rng.dirichlet(base, size=draws)
+    live = np.array([rng.multinomial(n, p) for p in pop])
+    sim = np.mean(0.5 * np.abs(live / n - base / base.sum()).sum(axis=1))
+    assert binning.tvd_noise(base, n) == pytest.approx(sim, rel=0.02)

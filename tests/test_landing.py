@@ -254,6 +254,10 @@ def test_categorical_bars_and_total_variation(page, drifted, rows):
         tv = 0.5 * np.abs(want_live / want_live.sum() - want_base / want_base.sum()).sum()
         dist = next(c for c in row["cells"] if "data-tv" in c)
         assert float(dist["data-tv"]) == pytest.approx(tv, rel=1e-5, abs=1e-9)
+        # the no-drift TVD shown below it: 0.5 * sum sqrt(q(1-q)) * sqrt(2/pi (1/n + 1/m))
+        q, n, m = want_base / want_base.sum(), want_live.sum(), want_base.sum()
+        noise = 0.5 * np.sqrt(q * (1 - q)).sum() * np.sqrt(2 / np.pi * (1 / n + 1 / m))
+        assert float(dist["data-tv-noise"]) == pytest.approx(noise, rel=1e-5)
     assert float(next(c for c in p.rows[("feature", "island")]["cells"]
                       if "data-tv" in c)["data-tv"]) > 0.15
     assert p.rows[("feature", "island")]["bars"][-1]["attrs"]["data-n-live"] != "0"

@@ -298,3 +298,25 @@ def test_cli_end_to_end(tmp_path, penguins_rows, capsys):
 def test_bad_thresholds(bad):
     with pytest.raises(report_mod.ReportError):
         Thresholds(**bad)
+
+
+def test_categorical_drift_check_discounts_sampling_noise(tmp_path):
+    """50 even categories, 300 undrifted captured rows: the raw TVD (about 0.16) is above the
+    0.1 threshold by sampling noise alone, so no violation; half the rows moved to one
+    category is a violation. The no-drift value is binning.tvd_noise, as in the alerts."""
+    rng = np.random.default_rng(5)
+    cats = [f"k{i:02d}" for i in range(50)]
+    baseline = Baseline.fit({"c": [cats[i % 50] for i in range(10000)]}, model="many")
+    th = Thresholds(min_samples=200)
+    calm = [{"c": cats[int(i)]} for i in rng.integers(0, 50, size=300)]
+    capture_rows(str(tmp_path / "calm"), calm, "many")
+    r = build_report(baseline, str(tmp_path / "calm"), thresholds=th)
+    f = r.features[0]
+    shares = np.bincount([cats.index(x["c"]) for x in calm], minlength=51) / 300
+    raw = 0.5 * np.abs(shares - np.append(np.full(50, 0.02), 0.0)).sum()
+    assert f.tvd == pytest.approx(raw) and raw > 0.1
+    assert ("c", "baseline_drift_check") not in {(v.feature_name, v.check) for v in r.violations}
+    moved = [{"c": "k00"} if i % 2 else row for i, row in enumerate(calm)]
+    capture_rows(str(tmp_path / "moved"), moved, "many")
+    r = build_report(baseline, str(tmp_path / "moved"), thresholds=th)
+    assert ("c", "baseline_drift_check") in {(v.feature_name, v.check) for v in r.violations}
