@@ -484,6 +484,11 @@ class DriftMonitor:
     # ------------------------------------------------------------------ outcomes
     def _outcomes(self) -> Outcomes:
         if self.outcomes is None:
+            if isinstance(self.store, MultiprocessCounterStore):
+                log.warning("promdrift: model %r counts in a multiprocess directory, but the "
+                            "label, bias and attribution counters are kept per process: with "
+                            "several workers a scrape shows one worker's values of those "
+                            "families (docs/multiprocess.md)", self.model)
             self.outcomes = Outcomes(self)
         return self.outcomes
 

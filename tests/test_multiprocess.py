@@ -302,3 +302,20 @@ def test_folding_gives_up_when_the_directory_stays_busy(baseline, tmp_path):
     assert live.snapshot()[Layout.INFERENCES] == 3  # nothing lost
     assert mark_process_dead(4200000, str(tmp_path)) == 1
     assert live.snapshot()[Layout.INFERENCES] == 3
+
+
+def test_outcome_monitors_warn_that_they_are_per_process(baseline, tmp_path, monkeypatch,
+                                                          caplog):
+    import logging
+    monkeypatch.setenv(ENV, str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="promdrift"):
+        m = DriftMonitor(baseline, registry=None)
+        assert not any("per process" in r.getMessage() for r in caplog.records)
+        m.track_labels(":memory:")
+    assert any("kept per process" in r.getMessage() for r in caplog.records)
+    m.close()
+    monkeypatch.delenv(ENV)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="promdrift"):
+        DriftMonitor(baseline, registry=None).track_labels(":memory:").close()
+    assert not any("kept per process" in r.getMessage() for r in caplog.records)
