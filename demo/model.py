@@ -133,10 +133,8 @@ class SpeciesModel:
         return cls(d["classes"], d["islands"], d["mean"], d["std"], d["weights"])
 
     def save(self, path: str) -> None:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f)
-        os.replace(tmp, path)
+        from promdrift.instrumentation.files import atomic_write
+        atomic_write(path, json.dumps(self.to_dict()), shared=True)
 
     @classmethod
     def load(cls, path: str) -> "SpeciesModel":

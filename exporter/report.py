@@ -31,18 +31,18 @@ import html
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from promdrift.instrumentation.baseline import (OTHER, Baseline, CategoricalColumn, Column,
+from promdrift.instrumentation.baseline import (OTHER, Baseline, Column,
                                                 NumericColumn, category_key)
 from promdrift.instrumentation.binning import (C_ALPHA_05, bin_counts, ks_critical_value,
                                                ks_statistic, psi, total_variation,
                                                tvd_noise)
 from promdrift.instrumentation.capture import NONFINITE, CaptureFiles
+from promdrift.instrumentation.files import atomic_write
 
 __all__ = ["Thresholds", "FeatureReport", "Violation", "Report", "ReportError",
            "build_report", "ks_2samp", "render_html", "violations_json", "write_report",
@@ -690,26 +690,10 @@ def render_html(report: Report) -> str:
     return "".join(p)
 
 
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".promdrift-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_report(report: Report, html_path: str, violations_path: str) -> None:
     """Write the HTML page and ``violations.json`` (each atomically)."""
-    _atomic_write(html_path, render_html(report))
-    _atomic_write(violations_path, json.dumps(violations_json(report), indent=1,
-                                              ensure_ascii=False, allow_nan=False) + "\n")
+    # a report is for sharing: the mode of a plain open(), not mkstemp's owner-only one
+    atomic_write(html_path, render_html(report), shared=True)
+    atomic_write(violations_path, json.dumps(violations_json(report), indent=1,
+                                             ensure_ascii=False, allow_nan=False) + "\n",
+                 shared=True)

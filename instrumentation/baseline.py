@@ -16,14 +16,13 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import binning
+from .files import atomic_write
 from .tabular import DataError, numeric_column, read_csv, to_columns
 
 __all__ = [
@@ -483,21 +482,8 @@ class Baseline:
 
     def save(self, path: str) -> None:
         """Write the baseline as JSON atomically (a temporary file renamed into place)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".baseline-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=1, allow_nan=False)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n",
+                     prefix=".baseline-", suffix=".json")
 
     @classmethod
     def load(cls, path: str) -> "Baseline":

@@ -21,7 +21,7 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
                  "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
                  "promdrift.exporter.service", "promdrift.exporter.client",
-                 "promdrift.exporter.serve"}
+                 "promdrift.exporter.serve", "promdrift.instrumentation.files"}
 
 
 def test_the_core_modules_are_found():
