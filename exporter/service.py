@@ -250,6 +250,20 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
         resp.headers["WWW-Authenticate"] = 'Bearer realm="promdrift"'
         return resp
 
+    def served(model: str) -> DriftMonitor:
+        monitor = by_model.get(model)
+        if monitor is None:
+            raise PayloadError(404, "no model of that name is served here (see /healthz)",
+                               "model")
+        return monitor
+
+    def read_body() -> bytes:
+        """The request body, read no further than ``max_body`` + 1 bytes (413 beyond)."""
+        body = request.stream.read(max_body + 1)
+        if len(body) > max_body:
+            raise PayloadError(413, f"request body larger than {max_body} bytes")
+        return body
+
     @app.get("/")
     def index() -> Any:
         if protect_metrics and not authorized():
@@ -272,19 +286,14 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
         try:
             if not authorized():
                 return denied()
-            monitor = by_model.get(model)
-            if monitor is None:
-                raise PayloadError(404, "no model of that name is served here (see /healthz)",
-                                   "model")
+            monitor = served(model)
             if request.content_length is not None and request.content_length > max_body:
                 raise PayloadError(413, f"request body larger than {max_body} bytes")
             mimetype = request.mimetype
             if mimetype not in NDJSON_TYPES and mimetype not in ("", "application/json"):
                 raise PayloadError(415, "send application/json or application/x-ndjson",
                                    "Content-Type")
-            body = request.stream.read(max_body + 1)
-            if len(body) > max_body:
-                raise PayloadError(413, f"request body larger than {max_body} bytes")
+            body = read_body()
             features, predictions, ids = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
         except PayloadError as e:
@@ -311,13 +320,8 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
         try:
             if not authorized():
                 return denied()
-            monitor = by_model.get(model)
-            if monitor is None:
-                raise PayloadError(404, "no model of that name is served here (see /healthz)",
-                                   "model")
-            body = request.stream.read(max_body + 1)
-            if len(body) > max_body:
-                raise PayloadError(413, f"request body larger than {max_body} bytes")
+            monitor = served(model)
+            body = read_body()
         except PayloadError as e:
             return e.response()
         status, answer = labels_handler(monitor, body, request.content_type)
