@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -14,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integration.servers import free_port, wait_until
 
-__all__ = ["QuietServer", "samples", "GunicornProcess", "free_port", "wait_until", "BIN"]
+__all__ = ["samples", "assert_same_counts", "GunicornProcess", "free_port", "wait_until", "BIN"]
 
 BIN = os.path.dirname(sys.executable)
 
@@ -32,32 +31,6 @@ def samples(text: str) -> Dict[Key, float]:
     return out
 
 
-class QuietServer:
-    """A WSGI app served from a thread on 127.0.0.1 (a free port), without access logs;
-    stopped by the ``with`` block that started it."""
-
-    def __init__(self, app: Any):
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class Handler(WSGIRequestHandler):
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
-        self.port = self._server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "QuietServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-
 def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 10.0,
          headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
@@ -66,6 +39,20 @@ def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 1
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def assert_same_counts(text: str, reference: Any) -> Dict[Key, float]:
+    """``text`` has exactly the samples of ``reference.render()``: every count equal, float
+    sums within a relative 1e-9 (their order of additions differs). Returns ``text``'s."""
+    import pytest
+    got, want = samples(text), samples(reference.render())
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if key[0].endswith("_sum"):
+            assert got[key] == pytest.approx(value, rel=1e-9), key
+        else:
+            assert got[key] == value, key
+    return got
 
 
 class GunicornProcess:

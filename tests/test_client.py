@@ -13,7 +13,8 @@ from promdrift.exporter.service import create_app
 from promdrift.instrumentation import Baseline, DriftMonitor
 
 from conftest import PENGUINS_CSV, read_rows
-from exporter_helpers import QuietServer, free_port, samples
+from exporter_helpers import free_port, samples
+from integration.servers import AppServer
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def split(row):
 def exporter(baseline):
     monitor = DriftMonitor(baseline, registry=CollectorRegistry())
     app = create_app([monitor], token="tok", max_rows=100)
-    with QuietServer(app) as server:
+    with AppServer(app) as server:
         yield server, monitor
 
 
@@ -120,7 +121,7 @@ def test_retries_5xx_and_429_then_succeeds(baseline):
         return Response(resp.get_data(), status=resp.status_code,
                         content_type="application/json")
 
-    with QuietServer(app) as server:
+    with AppServer(app) as server:
         client = ExporterClient(server.url, "penguins", batch_size=10, retries=3, backoff=0.01)
         client.observe_many([{"year": 2008}] * 25)
         client.flush()
@@ -138,7 +139,7 @@ def test_gives_up_after_the_retries(baseline):
         calls.append(1)
         return Response('{"error": "overloaded"}', status=503, content_type="application/json")
 
-    with QuietServer(app) as server:
+    with AppServer(app) as server:
         client = ExporterClient(server.url, "m", retries=2, backoff=0.01)
         with pytest.raises(ExporterError) as e:
             client.send([ExporterClient.row({})])
@@ -166,7 +167,7 @@ def test_no_retry_after_send_when_asked(baseline):
         release.wait(5)
         return {"accepted": 1}
 
-    with QuietServer(app) as server:
+    with AppServer(app) as server:
         client = ExporterClient(server.url, "m", retries=3, backoff=0.01, timeout=0.3,
                                 retry_after_send=False)
         with pytest.raises(ExporterError, match="timed out"):

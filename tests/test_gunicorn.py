@@ -16,7 +16,7 @@ from promdrift.exporter import cli
 from promdrift.instrumentation import Baseline, DriftMonitor
 
 from conftest import PENGUINS_CSV, read_rows
-from exporter_helpers import BIN, GunicornProcess, free_port, samples
+from exporter_helpers import BIN, GunicornProcess, assert_same_counts, free_port
 from exporter_helpers import http as http_request
 
 pytest.importorskip("gunicorn")
@@ -72,16 +72,6 @@ def post_all(port, make_request, threads=THREADS, per_thread=REQUESTS):
         w.join(timeout=300)
     assert not any(w.is_alive() for w in workers)
     return failures
-
-
-def assert_same_counts(text, reference):
-    got, want = samples(text), samples(reference.render())
-    assert got.keys() == want.keys()
-    for key, value in want.items():
-        if key[0].endswith("_sum"):
-            assert got[key] == pytest.approx(value, rel=1e-9), key
-        else:
-            assert got[key] == value, key
 
 
 def control_socket_flag():

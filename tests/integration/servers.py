@@ -271,7 +271,26 @@ class Prometheus(_Process):
         return http_get(self.url + "/metrics").decode()
 
 
-class WebhookReceiver:
+class _ThreadServer:
+    """A server object serving from a daemon thread while its ``with`` block is open, then
+    shut down, closed and joined. Subclasses call :meth:`_serve` with the bound server."""
+
+    def _serve(self, server: Any, name: str) -> None:
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True, name=name)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class WebhookReceiver(_ThreadServer):
     """An Alertmanager webhook endpoint on 127.0.0.1 that records every posted payload.
 
     ``received`` is a list of ``(monotonic_time, payload)``; ``alerts()`` flattens them.
@@ -298,11 +317,8 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "webhook-receiver")
         self.url = f"http://127.0.0.1:{self.port}/alerts"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="webhook-receiver")
 
     def alerts(self) -> List[Dict[str, Any]]:
         """Every alert of every payload, each with ``received_at`` (monotonic seconds)."""
@@ -310,17 +326,9 @@ class WebhookReceiver:
             items = list(self.received)
         return [{**a, "received_at": t} for t, p in items for a in p.get("alerts", [])]
 
-    def __enter__(self) -> "WebhookReceiver":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
-class AppServer:
+class AppServer(_ThreadServer):
     """A WSGI app (a Flask app with promdrift's ``/metrics``, say) served on 127.0.0.1 from
     a thread."""
 
@@ -331,18 +339,7 @@ class AppServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
-        self._server = make_server("127.0.0.1", 0, app, threaded=True,
-                                   request_handler=QuietHandler)
-        self.port = self._server.server_port
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+        self._serve(server, f"app-{server.server_port}")
         self.address = f"127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name=f"app-{self.port}")
-
-    def __enter__(self) -> "AppServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self.url = f"http://{self.address}"
