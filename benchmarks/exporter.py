@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,31 +35,10 @@ from prometheus_client import CollectorRegistry
 from promdrift.instrumentation import Baseline, DriftMonitor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PENGUINS = os.path.join(HERE, "..", "tests", "data", "penguins.csv")
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-
-def load_rows() -> List[dict]:
-    import csv
-    out = []
-    with open(PENGUINS, newline="", encoding="utf-8") as f:
-        for rec in csv.DictReader(f):
-            row = {}
-            for k, v in rec.items():
-                if v in ("", "NA"):
-                    row[k] = None
-                else:
-                    try:
-                        row[k] = float(v)
-                    except ValueError:
-                        row[k] = v
-            out.append(row)
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import PENGUINS_CSV, read_rows  # noqa: E402
+from integration.servers import free_port  # noqa: E402
 
 
 def observation(row: dict) -> dict:
@@ -192,7 +170,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    rows = load_rows()
+    rows = read_rows(PENGUINS_CSV)
     print("| exporter ingest over HTTP (2 workers, 4 client threads) | requests | rows | "
           "requests/s | rows/s |")
     print("|---|---|---|---|---|")
