@@ -48,6 +48,21 @@ def penguins_rows():
 
 
 @pytest.fixture(scope="session")
+def penguins_species(penguins_rows):
+    """Baseline of model "penguins" fitted on every penguins row, ``species`` as its output."""
+    data = {k: [r[k] for r in penguins_rows] for k in penguins_rows[0]}
+    return Baseline.fit(data, model="penguins", predictions="species")
+
+
+@pytest.fixture(scope="session")
+def penguins_multi(penguins_rows):
+    """Baseline of model "multi": the penguins rows with two outputs, ``species`` (a class)
+    and ``body_mass_g`` (a number)."""
+    data = {k: [r[k] for r in penguins_rows] for k in penguins_rows[0]}
+    return Baseline.fit(data, model="multi", predictions=["species", "body_mass_g"])
+
+
+@pytest.fixture(scope="session")
 def breast_cancer_rows():
     return read_rows(BREAST_CANCER_CSV)
 

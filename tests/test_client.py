@@ -10,22 +10,10 @@ from prometheus_client import CollectorRegistry
 
 from promdrift.exporter.client import ExporterClient, ExporterError
 from promdrift.exporter.service import create_app
-from promdrift.instrumentation import Baseline, DriftMonitor
+from promdrift.instrumentation import DriftMonitor
 
-from conftest import PENGUINS_CSV, read_rows
 from exporter_helpers import free_port, samples
 from integration.servers import AppServer
-
-
-@pytest.fixture(scope="module")
-def rows():
-    return read_rows(PENGUINS_CSV)
-
-
-@pytest.fixture(scope="module")
-def baseline(rows):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    return Baseline.fit(data, model="penguins", predictions="species")
 
 
 def split(row):
@@ -33,28 +21,28 @@ def split(row):
 
 
 @pytest.fixture
-def exporter(baseline):
-    monitor = DriftMonitor(baseline, registry=CollectorRegistry())
+def exporter(penguins_species):
+    monitor = DriftMonitor(penguins_species, registry=CollectorRegistry())
     app = create_app([monitor], token="tok", max_rows=100)
     with AppServer(app) as server:
         yield server, monitor
 
 
-def test_batches_and_counts_like_in_process(exporter, baseline, rows):
+def test_batches_and_counts_like_in_process(exporter, penguins_species, penguins_rows):
     server, monitor = exporter
-    reference = DriftMonitor(baseline, registry=None)
+    reference = DriftMonitor(penguins_species, registry=None)
     with ExporterClient(server.url, "penguins", token="tok", batch_size=64) as client:
-        for i, row in enumerate(rows[:200]):
+        for i, row in enumerate(penguins_rows[:200]):
             f, p = split(row)
             client.observe(f, prediction=p, id=f"r{i}")
             reference.observe(f, p)
         assert client.requests == 3 and client.pending == 200 - 3 * 64
-        feats, preds = zip(*map(split, rows[200:]))
+        feats, preds = zip(*map(split, penguins_rows[200:]))
         client.observe_many(feats, preds)
         for f, p in zip(feats, preds):
             reference.observe(f, p)
-    assert client.pending == 0 and client.sent_rows == len(rows)
-    assert client.requests == -(-len(rows) // 64)
+    assert client.pending == 0 and client.sent_rows == len(penguins_rows)
+    assert client.requests == -(-len(penguins_rows) // 64)
     got, want = samples(monitor.render()), samples(reference.render())
     assert got.keys() == want.keys()
     for key, value in want.items():
@@ -101,9 +89,9 @@ def test_refusals_raise_with_status_and_field_and_keep_the_rows(exporter):
     assert monitor.sample("promdrift_inferences_total") == 0
 
 
-def test_retries_5xx_and_429_then_succeeds(baseline):
+def test_retries_5xx_and_429_then_succeeds(penguins_species):
     """A proxy in front of the exporter fails the first attempts of every batch."""
-    monitor = DriftMonitor(baseline, registry=None)
+    monitor = DriftMonitor(penguins_species, registry=None)
     inner = create_app([monitor]).test_client()
     attempts = []
     app = Flask("flaky")
@@ -130,7 +118,7 @@ def test_retries_5xx_and_429_then_succeeds(baseline):
     assert monitor.sample("promdrift_inferences_total") == 25
 
 
-def test_gives_up_after_the_retries(baseline):
+def test_gives_up_after_the_retries(penguins_species):
     app = Flask("down")
     calls = []
 
@@ -154,7 +142,7 @@ def test_unreachable_exporter():
     assert e.value.status is None and client.pending == 1
 
 
-def test_no_retry_after_send_when_asked(baseline):
+def test_no_retry_after_send_when_asked(penguins_species):
     """A read timeout may mean the batch arrived: with retry_after_send=False it is not sent
     twice."""
     release = threading.Event()

@@ -13,27 +13,9 @@ from prometheus_client import CollectorRegistry
 from promdrift.exporter.service import PayloadError, create_app, landing_page, parse_observations
 from promdrift.instrumentation import Baseline, DriftMonitor
 
-from conftest import PENGUINS_CSV, read_rows
 from exporter_helpers import samples
 
 URL = "/v1/models/{}/observations"
-
-
-@pytest.fixture(scope="module")
-def rows():
-    return read_rows(PENGUINS_CSV)
-
-
-@pytest.fixture(scope="module")
-def penguins(rows):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    return Baseline.fit(data, model="penguins", predictions="species")
-
-
-@pytest.fixture(scope="module")
-def multi(rows):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    return Baseline.fit(data, model="multi", predictions=["species", "body_mass_g"])
 
 
 def split(row):
@@ -48,29 +30,30 @@ def make(*baselines, **kwargs):
     return app.test_client(), monitors
 
 
-def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins, rows):
-    client, (monitor,) = make(penguins)
-    reference = DriftMonitor(penguins, registry=CollectorRegistry())
-    third = len(rows) // 3
+def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins_species,
+                                                                   penguins_rows):
+    client, (monitor,) = make(penguins_species)
+    reference = DriftMonitor(penguins_species, registry=CollectorRegistry())
+    third = len(penguins_rows) // 3
     # JSON array batches of 25
     for s in range(0, third, 25):
         batch = [{"features": f, "prediction": p, "id": f"r{s + i}"}
-                 for i, (f, p) in enumerate(map(split, rows[s:min(s + 25, third)]))]
+                 for i, (f, p) in enumerate(map(split, penguins_rows[s:min(s + 25, third)]))]
         assert client.post(URL.format("penguins"), json=batch).get_json() == {
             "accepted": len(batch)}
     # NDJSON batches of 50, blank lines allowed
     for s in range(third, 2 * third, 50):
         lines = [json.dumps({"features": f, "prediction": p}) for f, p in
-                 map(split, rows[s:min(s + 50, 2 * third)])]
+                 map(split, penguins_rows[s:min(s + 50, 2 * third)])]
         resp = client.post(URL.format("penguins"), data="\n".join(lines) + "\n\n",
                            content_type="application/x-ndjson")
         assert resp.status_code == 200 and resp.get_json()["accepted"] == len(lines)
     # one object per request, some without a prediction
-    for i, row in enumerate(rows[2 * third:]):
+    for i, row in enumerate(penguins_rows[2 * third:]):
         f, p = split(row)
         body = {"features": f} if i % 3 == 0 else {"features": f, "prediction": p}
         assert client.post(URL.format("penguins"), json=body).status_code == 200
-    for i, row in enumerate(rows):
+    for i, row in enumerate(penguins_rows):
         f, p = split(row)
         reference.observe(f, None if i >= 2 * third and (i - 2 * third) % 3 == 0 else p)
     served = samples(client.get("/metrics").get_data(as_text=True))
@@ -81,12 +64,12 @@ def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins, row
             assert served[key] == pytest.approx(value, rel=1e-12), key
         else:
             assert served[key] == value, key
-    assert monitor.sample("promdrift_inferences_total") == len(rows)
+    assert monitor.sample("promdrift_inferences_total") == len(penguins_rows)
     assert monitor.sample("promdrift_instrumentation_errors_total") == 0
 
 
-def test_wrong_types_missing_and_extra_features_are_counted_not_refused(penguins):
-    client, (m,) = make(penguins)
+def test_wrong_types_missing_and_extra_features_are_counted_not_refused(penguins_species):
+    client, (m,) = make(penguins_species)
     body = [{"features": {"bill_length_mm": {"nested": [1, 2]}, "island": ["Dream"],
                           "bill_depth_mm": "NaN", "flipper_length_mm": 1e400,
                           "body_mass_g": 10 ** 400, "sex": None, "unknown": 5}},
@@ -109,8 +92,8 @@ def test_wrong_types_missing_and_extra_features_are_counted_not_refused(penguins
     assert "unknown" not in client.get("/metrics").get_data(as_text=True)
 
 
-def test_json_nan_literals_count_as_nan(penguins):
-    client, (m,) = make(penguins)
+def test_json_nan_literals_count_as_nan(penguins_species):
+    client, (m,) = make(penguins_species)
     resp = client.post(URL.format("penguins"), data='{"features": {"year": NaN, "bill_length_mm":'
                        ' -Infinity}}', content_type="application/json")
     assert resp.status_code == 200
@@ -137,16 +120,16 @@ def test_json_nan_literals_count_as_nan(penguins):
     ('[' * 100000 + ']' * 100000, "body"),
     (b'{"features": {"x": "\xff"}}', "body"),
 ])
-def test_structural_errors_are_400_naming_the_field(penguins, body, field):
-    client, (m,) = make(penguins)
+def test_structural_errors_are_400_naming_the_field(penguins_species, body, field):
+    client, (m,) = make(penguins_species)
     resp = client.post(URL.format("penguins"), data=body, content_type="application/json")
     assert resp.status_code == 400
     assert resp.get_json()["field"] == field
     assert m.sample("promdrift_inferences_total") == 0  # nothing of a refused batch counts
 
 
-def test_id_limits(penguins):
-    client, _ = make(penguins)
+def test_id_limits(penguins_species):
+    client, _ = make(penguins_species)
     ok = client.post(URL.format("penguins"), json={"features": {}, "id": "x" * 256})
     assert ok.status_code == 200
     long = client.post(URL.format("penguins"), json={"features": {}, "id": "x" * 257})
@@ -155,8 +138,8 @@ def test_id_limits(penguins):
                        ).status_code == 200
 
 
-def test_ndjson_errors_name_the_row(penguins):
-    client, _ = make(penguins)
+def test_ndjson_errors_name_the_row(penguins_species):
+    client, _ = make(penguins_species)
     body = '{"features": {}}\n\n{"features": {}}\n{"features": 1}\n'
     resp = client.post(URL.format("penguins"), data=body, content_type="application/x-ndjson")
     assert resp.status_code == 400 and resp.get_json()["field"] == "rows[2].features"
@@ -165,8 +148,8 @@ def test_ndjson_errors_name_the_row(penguins):
     assert resp.status_code == 400 and resp.get_json()["field"] == "rows[1]"
 
 
-def test_multi_output_predictions(multi):
-    client, (m,) = make(multi)
+def test_multi_output_predictions(penguins_multi):
+    client, (m,) = make(penguins_multi)
     ok = [{"features": {}, "prediction": {"species": "Adelie", "body_mass_g": 4000}},
           {"features": {}, "prediction": ["Gentoo", 5000]},
           {"features": {}, "prediction": {"species": "Adelie"}}]
@@ -179,8 +162,8 @@ def test_multi_output_predictions(multi):
         assert resp.status_code == 400 and resp.get_json()["field"] == "rows[0].prediction"
 
 
-def test_bearer_token(penguins):
-    client, (m,) = make(penguins, token="s3cret-token")
+def test_bearer_token(penguins_species):
+    client, (m,) = make(penguins_species, token="s3cret-token")
     url = URL.format("penguins")
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"},
                     {"Authorization": "Bearer s3cret-token-and-more"},
@@ -201,16 +184,16 @@ def test_bearer_token(penguins):
     assert client.get("/healthz").status_code == 200
 
 
-def test_protect_metrics(penguins):
-    client, _ = make(penguins, token="t0k", protect_metrics=True)
+def test_protect_metrics(penguins_species):
+    client, _ = make(penguins_species, token="t0k", protect_metrics=True)
     assert client.get("/metrics").status_code == 401
     assert client.get("/").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer t0k"}).status_code == 200
     assert client.get("/healthz").status_code == 200
 
 
-def test_body_and_row_limits(penguins):
-    client, (m,) = make(penguins, max_body=1000, max_rows=3)
+def test_body_and_row_limits(penguins_species):
+    client, (m,) = make(penguins_species, max_body=1000, max_rows=3)
     url = URL.format("penguins")
     big = json.dumps({"features": {"island": "x" * 1000}})
     resp = client.post(url, data=big, content_type="application/json")
@@ -229,8 +212,8 @@ def test_body_and_row_limits(penguins):
     assert m.sample("promdrift_inferences_total") == 3
 
 
-def test_unknown_model_path_method_and_content_type(penguins):
-    client, _ = make(penguins)
+def test_unknown_model_path_method_and_content_type(penguins_species):
+    client, _ = make(penguins_species)
     resp = client.post(URL.format("other"), json={"features": {}})
     assert resp.status_code == 404 and resp.get_json()["field"] == "model"
     assert client.get("/nothing").status_code == 404
@@ -242,17 +225,17 @@ def test_unknown_model_path_method_and_content_type(penguins):
     assert resp.status_code == 200
 
 
-def test_empty_batches(penguins):
-    client, (m,) = make(penguins)
+def test_empty_batches(penguins_species):
+    client, (m,) = make(penguins_species)
     assert client.post(URL.format("penguins"), json=[]).get_json() == {"accepted": 0}
     assert client.post(URL.format("penguins"), data="\n\n",
                        content_type="application/x-ndjson").get_json() == {"accepted": 0}
     assert m.sample("promdrift_inferences_total") == 0
 
 
-def test_payload_values_never_reach_logs_responses_or_labels(penguins, caplog):
+def test_payload_values_never_reach_logs_responses_or_labels(penguins_species, caplog):
     marker = "VALUE-7f3a9c"
-    client, _ = make(penguins)
+    client, _ = make(penguins_species)
     caplog.set_level(logging.DEBUG)
     url = URL.format("penguins")
     bodies = [{"features": {"island": marker, "bill_length_mm": marker}, "prediction": marker},
@@ -272,8 +255,8 @@ def test_payload_values_never_reach_logs_responses_or_labels(penguins, caplog):
     assert not any(marker in t for t in texts)
 
 
-def test_landing_page_and_healthz(penguins, multi):
-    client, (m, _) = make(penguins, multi)
+def test_landing_page_and_healthz(penguins_species, penguins_multi):
+    client, (m, _) = make(penguins_species, penguins_multi)
     m.observe({"year": 2008})
     resp = client.get("/")
     assert resp.content_type.startswith("text/html")
@@ -288,8 +271,8 @@ def test_landing_page_and_healthz(penguins, multi):
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;" in html
 
 
-def test_metrics_has_every_model_once(penguins, multi):
-    client, _ = make(penguins, multi)
+def test_metrics_has_every_model_once(penguins_species, penguins_multi):
+    client, _ = make(penguins_species, penguins_multi)
     text = client.get("/metrics").get_data(as_text=True)
     assert text.count("# TYPE promdrift_inferences_total counter") == 1
     values = samples(text)
@@ -297,8 +280,9 @@ def test_metrics_has_every_model_once(penguins, multi):
     assert values[("promdrift_inferences_total", (("model", "penguins"),))] == 0
 
 
-def test_monitors_without_a_shared_registry(penguins, multi):
-    monitors = [DriftMonitor(penguins, registry=None), DriftMonitor(multi, registry=None)]
+def test_monitors_without_a_shared_registry(penguins_species, penguins_multi):
+    monitors = [DriftMonitor(penguins_species, registry=None),
+                DriftMonitor(penguins_multi, registry=None)]
     client = create_app({"a": monitors[0], "b": monitors[1]}).test_client()
     assert client.post(URL.format("multi"), json={"features": {}}).status_code == 200
     values = samples(client.get("/metrics").get_data(as_text=True))
@@ -308,14 +292,15 @@ def test_monitors_without_a_shared_registry(penguins, multi):
 @pytest.mark.parametrize("kwargs, message", [
     ({"token": ""}, "token"), ({"token": "  "}, "token"), ({"max_body": 0}, "max_body"),
     ({"max_rows": -1}, "max_rows"), ({"max_rows": 1.5}, "max_rows")])
-def test_create_app_rejects_bad_settings(penguins, kwargs, message):
+def test_create_app_rejects_bad_settings(penguins_species, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        create_app([DriftMonitor(penguins, registry=None)], **kwargs)
+        create_app([DriftMonitor(penguins_species, registry=None)], **kwargs)
 
 
-def test_create_app_rejects_a_model_twice(penguins):
+def test_create_app_rejects_a_model_twice(penguins_species):
     with pytest.raises(ValueError, match="twice"):
-        create_app([DriftMonitor(penguins, registry=None), DriftMonitor(penguins, registry=None)])
+        create_app([DriftMonitor(penguins_species, registry=None),
+                    DriftMonitor(penguins_species, registry=None)])
 
 
 def test_parse_observations_directly():
@@ -326,9 +311,9 @@ def test_parse_observations_directly():
     assert e.value.status == 400 and e.value.field == "rows[0]"
 
 
-def test_inference_ids_reach_capture_and_the_label_store(penguins, tmp_path):
+def test_inference_ids_reach_capture_and_the_label_store(penguins_species, tmp_path):
     from promdrift.instrumentation.capture import DataCapture, read_capture
-    monitor = DriftMonitor(penguins, registry=None,
+    monitor = DriftMonitor(penguins_species, registry=None,
                            capture=DataCapture(str(tmp_path), registry=None))
     monitor.track_labels(":memory:")
     client = create_app([monitor]).test_client()
@@ -348,12 +333,12 @@ def test_inference_ids_reach_capture_and_the_label_store(penguins, tmp_path):
 LABELS_URL = "/v1/models/{}/labels"
 
 
-def test_labels_join_observations_sent_with_ids(penguins, rows):
+def test_labels_join_observations_sent_with_ids(penguins_species, penguins_rows):
     registry = CollectorRegistry()
-    monitor = DriftMonitor(penguins, registry=registry).track_labels(":memory:")
+    monitor = DriftMonitor(penguins_species, registry=registry).track_labels(":memory:")
     client = create_app([monitor], token="t0k").test_client()
     auth = {"Authorization": "Bearer t0k"}
-    sent = rows[:30]
+    sent = penguins_rows[:30]
     body = [{"features": split(r)[0], "prediction": "Adelie", "id": f"r{i}"}
             for i, r in enumerate(sent)]
     assert client.post(URL.format("penguins"), json=body, headers=auth).status_code == 200
@@ -373,9 +358,10 @@ def test_labels_join_observations_sent_with_ids(penguins, rows):
     monitor.close()
 
 
-def test_labels_route_errors(penguins):
-    tracked = DriftMonitor(penguins, model="tracked", registry=None).track_labels(":memory:")
-    plain = DriftMonitor(penguins, model="plain", registry=None)
+def test_labels_route_errors(penguins_species):
+    tracked = DriftMonitor(penguins_species, model="tracked",
+                           registry=None).track_labels(":memory:")
+    plain = DriftMonitor(penguins_species, model="plain", registry=None)
     client = create_app([tracked, plain], token="t0k", max_body=2000).test_client()
     auth = {"Authorization": "Bearer t0k"}
     ok = [{"inference_id": "a", "label": "Adelie"}]
@@ -389,10 +375,10 @@ def test_labels_route_errors(penguins):
     tracked.close()
 
 
-def test_cli_refuses_label_tracking_with_several_workers(penguins, tmp_path, capsys):
+def test_cli_refuses_label_tracking_with_several_workers(penguins_species, tmp_path, capsys):
     from promdrift.exporter.cli import main
     path = tmp_path / "b.json"
-    penguins.save(str(path))
+    penguins_species.save(str(path))
     rc = main(["exporter", "--baseline", str(path), "--labels-dir", str(tmp_path / "labels"),
                "--workers", "2"])
     assert rc == 2

@@ -19,29 +19,11 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from promdrift.exporter.service import create_app
-from promdrift.instrumentation import Baseline, DriftMonitor, Layout
+from promdrift.instrumentation import DriftMonitor, Layout
 from promdrift.instrumentation.baseline import CategoricalColumn
 
-from conftest import PENGUINS_CSV, read_rows
 
 URL = "/v1/models/{}/observations"
-
-
-@pytest.fixture(scope="module")
-def rows():
-    return read_rows(PENGUINS_CSV)
-
-
-@pytest.fixture(scope="module")
-def penguins(rows):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    return Baseline.fit(data, model="penguins", predictions="species")
-
-
-@pytest.fixture(scope="module")
-def multi(rows):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    return Baseline.fit(data, model="multi", predictions=["species", "body_mass_g"])
 
 
 # --------------------------------------------------------------------------- fuzz
@@ -53,10 +35,11 @@ SPECIAL_STRINGS = ["NaN", "nan", "inf", "-Infinity", "1e999", "", " ", "0x1F", "
                    "Dream", "Adelie", "\u202e\u0000", "\U0001F427", "é" * 30, "null", "true"]
 
 
-def _fuzz_state(penguins, multi):
+def _fuzz_state(penguins_species, penguins_multi):
     registry = CollectorRegistry()
-    monitors = {b.model: DriftMonitor(b, registry=registry) for b in (penguins, multi)}
-    refs = {b.model: DriftMonitor(b, registry=None) for b in (penguins, multi)}
+    monitors = {b.model: DriftMonitor(b, registry=registry)
+                for b in (penguins_species, penguins_multi)}
+    refs = {b.model: DriftMonitor(b, registry=None) for b in (penguins_species, penguins_multi)}
     app = create_app(list(monitors.values()), max_body=FUZZ_MAX_BODY, max_rows=FUZZ_MAX_ROWS)
     return {"client": app.test_client(), "monitors": monitors, "refs": refs, "calls": 0,
             "statuses": {}}
@@ -187,9 +170,9 @@ def _expected(body, ctype, model, n_outputs):
 # would in-process; the sums are left out of the comparison below for that reason.
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-def test_ingest_fuzz_never_5xx_and_counts_stay_consistent(penguins, multi):
-    state = _fuzz_state(penguins, multi)
-    names = sorted(set(penguins.feature_names) | {"species"})
+def test_ingest_fuzz_never_5xx_and_counts_stay_consistent(penguins_species, penguins_multi):
+    state = _fuzz_state(penguins_species, penguins_multi)
+    names = sorted(set(penguins_species.feature_names) | {"species"})
 
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))

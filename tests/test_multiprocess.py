@@ -17,53 +17,43 @@ from promdrift.instrumentation.multiprocess import (ENV, MultiprocessCounterStor
                                                     MultiprocessDirError, check_directory,
                                                     clear_directory, mark_process_dead)
 
-from conftest import PENGUINS_CSV, read_rows
 from exporter_helpers import samples
-
-
-@pytest.fixture(scope="module")
-def rows():
-    return read_rows(PENGUINS_CSV)
-
-
-@pytest.fixture(scope="module")
-def baseline(rows):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    return Baseline.fit(data, model="penguins", predictions="species")
 
 
 def features(row):
     return {k: v for k, v in row.items() if k != "species"}
 
 
-def store(baseline, directory, ident=None):
-    return MultiprocessCounterStore(Layout(baseline), directory, ident=ident)
+def store(penguins_species, directory, ident=None):
+    return MultiprocessCounterStore(Layout(penguins_species), directory, ident=ident)
 
 
-def test_workers_sum_to_a_single_process_exactly(baseline, rows, tmp_path):
-    single = DriftMonitor(baseline, registry=None)
-    workers = [DriftMonitor(baseline, registry=CollectorRegistry(),
-                            store=store(baseline, tmp_path, f"w{i}")) for i in range(3)]
-    for i, row in enumerate(rows):
+def test_workers_sum_to_a_single_process_exactly(penguins_species, penguins_rows, tmp_path):
+    single = DriftMonitor(penguins_species, registry=None)
+    workers = [DriftMonitor(penguins_species, registry=CollectorRegistry(),
+                            store=store(penguins_species, tmp_path, f"w{i}")) for i in range(3)]
+    for i, row in enumerate(penguins_rows):
         single.observe(features(row), row["species"])
         workers[i % 3].observe(features(row), row["species"])
-    workers[0].observe([features(r) for r in rows[:50]], [r["species"] for r in rows[:50]])
-    single.observe([features(r) for r in rows[:50]], [r["species"] for r in rows[:50]])
+    first = penguins_rows[:50]
+    workers[0].observe([features(r) for r in first], [r["species"] for r in first])
+    single.observe([features(r) for r in first], [r["species"] for r in first])
     expected = samples(single.render())
     for w in workers:  # a scrape of any worker reports the totals
         got = samples(w.metrics_text().decode())
         assert got.keys() == expected.keys()
         for key, value in expected.items():
             assert got[key] == pytest.approx(value, rel=1e-12), key
-    assert sum(w.store.local_snapshot()[Layout.INFERENCES] for w in workers) == len(rows) + 50
+    assert (sum(w.store.local_snapshot()[Layout.INFERENCES] for w in workers)
+            == len(penguins_rows) + 50)
     assert len(workers[0].store.files()) == 3
 
 
-def test_other_models_and_baselines_are_not_mixed(baseline, tmp_path):
+def test_other_models_and_baselines_are_not_mixed(penguins_species, tmp_path):
     other = Baseline.fit({"x": [1.0, 2.0, 3.0]}, model="penguins", bins=2)  # same name
-    a = DriftMonitor(baseline, registry=None, store=store(baseline, tmp_path, "a"))
+    a = DriftMonitor(penguins_species, registry=None, store=store(penguins_species, tmp_path, "a"))
     b = DriftMonitor(other, registry=None, store=store(other, tmp_path, "b"))
-    c = DriftMonitor(baseline, model="renamed", registry=None)
+    c = DriftMonitor(penguins_species, model="renamed", registry=None)
     a.observe({"year": 2008})
     b.observe({"x": 2.0})
     b.observe({"x": 3.0})
@@ -72,15 +62,17 @@ def test_other_models_and_baselines_are_not_mixed(baseline, tmp_path):
     assert c.sample("promdrift_inferences_total") == 0
 
 
-def test_dead_workers_are_kept_and_folded_into_the_archive(baseline, rows, tmp_path):
-    live = DriftMonitor(baseline, registry=None, store=store(baseline, tmp_path, "live"))
+def test_dead_workers_are_kept_and_folded_into_the_archive(penguins_species, penguins_rows,
+                                                           tmp_path):
+    live = DriftMonitor(penguins_species, registry=None,
+                        store=store(penguins_species, tmp_path, "live"))
     dead_pids = [4_000_001, 4_000_002]
     for pid in dead_pids:  # what workers of those pids left behind
-        s = store(baseline, tmp_path, f"{pid}_1")
-        DriftMonitor(baseline, registry=None, store=s).observe(
-            [features(r) for r in rows[:100]])
+        s = store(penguins_species, tmp_path, f"{pid}_1")
+        DriftMonitor(penguins_species, registry=None, store=s).observe(
+            [features(r) for r in penguins_rows[:100]])
         s.close()
-    live.observe(features(rows[0]))
+    live.observe(features(penguins_rows[0]))
     before = live.store.snapshot()
     assert before[Layout.INFERENCES] == 201
     assert mark_process_dead(dead_pids[0], str(tmp_path)) == 1
@@ -94,39 +86,40 @@ def test_dead_workers_are_kept_and_folded_into_the_archive(baseline, rows, tmp_p
     assert after.tolist() == before.tolist()  # every count exactly
     names = sorted(os.path.basename(p).split("-", 1)[1] for p in live.store.files())
     assert names == ["archive.f64", "live.f64"]
-    live.observe(features(rows[1]))
+    live.observe(features(penguins_rows[1]))
     assert live.store.snapshot()[Layout.INFERENCES] == 202
 
 
-def test_a_file_left_by_the_same_name_keeps_counting(baseline, tmp_path):
-    s = store(baseline, tmp_path, "123_1")
+def test_a_file_left_by_the_same_name_keeps_counting(penguins_species, tmp_path):
+    s = store(penguins_species, tmp_path, "123_1")
     s.counts[Layout.INFERENCES] += 5
     s.close()
-    again = store(baseline, tmp_path, "123_1")  # e.g. a reused pid
+    again = store(penguins_species, tmp_path, "123_1")  # e.g. a reused pid
     assert again.local_snapshot()[Layout.INFERENCES] == 5
 
 
-def test_default_names_are_per_process_and_per_store(baseline, tmp_path):
-    a, b = store(baseline, tmp_path), store(baseline, tmp_path)
+def test_default_names_are_per_process_and_per_store(penguins_species, tmp_path):
+    a, b = store(penguins_species, tmp_path), store(penguins_species, tmp_path)
     assert a.path != b.path
     assert os.path.basename(a.path).split("-")[1].startswith(f"{os.getpid()}_")
 
 
-def test_env_variable_makes_drift_monitor_multiprocess(baseline, tmp_path, monkeypatch):
+def test_env_variable_makes_drift_monitor_multiprocess(penguins_species, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, str(tmp_path))
-    a = DriftMonitor(baseline, registry=None)
-    b = DriftMonitor(baseline, registry=None)
+    a = DriftMonitor(penguins_species, registry=None)
+    b = DriftMonitor(penguins_species, registry=None)
     assert isinstance(a.store, MultiprocessCounterStore)
     a.observe({"year": 2007})
     b.observe({"year": 2009})
     assert a.sample("promdrift_inferences_total") == 2
     monkeypatch.delenv(ENV)
-    assert not isinstance(DriftMonitor(baseline, registry=None).store, MultiprocessCounterStore)
+    assert not isinstance(DriftMonitor(penguins_species, registry=None).store,
+                          MultiprocessCounterStore)
 
 
-def test_fork_gets_a_fresh_file_and_nothing_is_shared(baseline, tmp_path):
-    s = store(baseline, tmp_path)
-    m = DriftMonitor(baseline, registry=None, store=s)
+def test_fork_gets_a_fresh_file_and_nothing_is_shared(penguins_species, tmp_path):
+    s = store(penguins_species, tmp_path)
+    m = DriftMonitor(penguins_species, registry=None, store=s)
     m.observe({"year": 2007})
     pid = os.fork()
     if pid == 0:  # child: count 10 rows into its own file, report the total it sees
@@ -164,33 +157,33 @@ def test_directory_checks(tmp_path):
             check_directory(ro)
 
 
-def test_store_without_a_directory_fails_clearly(baseline, monkeypatch):
+def test_store_without_a_directory_fails_clearly(penguins_species, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     with pytest.raises(MultiprocessDirError, match="not set"):
-        MultiprocessCounterStore(Layout(baseline))
+        MultiprocessCounterStore(Layout(penguins_species))
     monkeypatch.setenv(ENV, "/nonexistent/promdrift-dir")
     with pytest.raises(MultiprocessDirError, match="does not exist"):
-        DriftMonitor(baseline, registry=None)
+        DriftMonitor(penguins_species, registry=None)
 
 
-def test_a_foreign_or_truncated_file_is_reported(baseline, tmp_path):
-    s = store(baseline, tmp_path, "a")
+def test_a_foreign_or_truncated_file_is_reported(penguins_species, tmp_path):
+    s = store(penguins_species, tmp_path, "a")
     with open(s.path.replace("-a.f64", "-b.f64"), "wb") as f:
         f.write(b"\0" * 16)
     with pytest.raises(MultiprocessDirError, match="expected"):
         s.snapshot()
     with pytest.raises(MultiprocessDirError, match="bytes, expected"):
-        store(baseline, tmp_path, "b")
+        store(penguins_species, tmp_path, "b")
 
 
-def test_bad_ident(baseline, tmp_path):
+def test_bad_ident(penguins_species, tmp_path):
     with pytest.raises(ValueError, match="ident"):
-        store(baseline, tmp_path, "../x")
+        store(penguins_species, tmp_path, "../x")
 
 
-def test_clear_directory(baseline, tmp_path):
-    store(baseline, tmp_path, "a").close()
-    store(baseline, tmp_path, "b").close()
+def test_clear_directory(penguins_species, tmp_path):
+    store(penguins_species, tmp_path, "a").close()
+    store(penguins_species, tmp_path, "b").close()
     (tmp_path / "keep.txt").write_text("not ours")
     assert clear_directory(str(tmp_path)) == 2
     assert os.listdir(tmp_path).count("keep.txt") == 1
@@ -212,34 +205,34 @@ class _Server:
         self.log = _Log()
 
 
-def test_gunicorn_hooks(baseline, tmp_path, monkeypatch):
+def test_gunicorn_hooks(penguins_species, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     with pytest.raises(MultiprocessDirError, match="4 workers"):
         hooks.on_starting(_Server(4))
     hooks.on_starting(_Server(1))  # one worker needs no directory
     monkeypatch.setenv(ENV, str(tmp_path))
-    store(baseline, tmp_path, "old").close()  # a previous run's file
+    store(penguins_species, tmp_path, "old").close()  # a previous run's file
     server = _Server(4)
     hooks.on_starting(server)
     assert not any(p.endswith(".f64") for p in os.listdir(tmp_path))
     assert "1 old files removed" in server.log.lines[0]
-    dead = store(baseline, tmp_path, "4000003_1")
+    dead = store(penguins_species, tmp_path, "4000003_1")
     dead.counts[Layout.INFERENCES] += 7
     dead.close()
-    live = store(baseline, tmp_path, "live")
+    live = store(penguins_species, tmp_path, "live")
     hooks.child_exit(server, type("worker", (), {"pid": 4000003})())
     assert live.snapshot()[Layout.INFERENCES] == 7
     assert len(live.files()) == 2  # live + archive
     np.testing.assert_array_equal(live.local_snapshot(), np.zeros(live.layout.size))
 
 
-def test_fork_with_the_directory_gone_falls_back_to_private_memory(baseline, tmp_path):
+def test_fork_with_the_directory_gone_falls_back_to_private_memory(penguins_species, tmp_path):
     d = tmp_path / "gone"
     d.mkdir()
-    s = store(baseline, d)
+    s = store(penguins_species, d)
     s.counts[Layout.INFERENCES] += 1
     s.close()
-    s2 = store(baseline, d)
+    s2 = store(penguins_species, d)
     for name in os.listdir(d):
         os.unlink(d / name)
     os.rmdir(d)
@@ -256,15 +249,15 @@ def test_fork_with_the_directory_gone_falls_back_to_private_memory(baseline, tmp
     assert s2.local_snapshot()[Layout.INFERENCES] == 0
 
 
-def test_scrapes_during_folding_never_see_a_different_total(baseline, tmp_path):
+def test_scrapes_during_folding_never_see_a_different_total(penguins_species, tmp_path):
     """Folding dead files into the archive while other threads scrape: every scrape sees the
     same total (the directory lock), none sees a dead worker's counts twice or not at all."""
     import threading
-    live = store(baseline, tmp_path, "live")
+    live = store(penguins_species, tmp_path, "live")
     live.counts[Layout.INFERENCES] += 1
     pids = list(range(4_100_000, 4_100_040))
     for i, pid in enumerate(pids):
-        s = store(baseline, tmp_path, f"{pid}_1")
+        s = store(penguins_species, tmp_path, f"{pid}_1")
         s.counts[Layout.INFERENCES] += i + 1
         s.close()
     total = 1 + sum(range(1, len(pids) + 1))
@@ -290,10 +283,10 @@ def test_scrapes_during_folding_never_see_a_different_total(baseline, tmp_path):
     assert len(live.files()) == 2
 
 
-def test_folding_gives_up_when_the_directory_stays_busy(baseline, tmp_path):
+def test_folding_gives_up_when_the_directory_stays_busy(penguins_species, tmp_path):
     from promdrift.instrumentation.multiprocess import _dir_lock
-    live = store(baseline, tmp_path, "live")
-    dead = store(baseline, tmp_path, "4200000_1")
+    live = store(penguins_species, tmp_path, "live")
+    dead = store(penguins_species, tmp_path, "4200000_1")
     dead.counts[Layout.INFERENCES] += 3
     dead.close()
     with _dir_lock(str(tmp_path), exclusive=False):  # a scrape that does not end
@@ -304,12 +297,12 @@ def test_folding_gives_up_when_the_directory_stays_busy(baseline, tmp_path):
     assert live.snapshot()[Layout.INFERENCES] == 3
 
 
-def test_outcome_monitors_warn_that_they_are_per_process(baseline, tmp_path, monkeypatch,
+def test_outcome_monitors_warn_that_they_are_per_process(penguins_species, tmp_path, monkeypatch,
                                                           caplog):
     import logging
     monkeypatch.setenv(ENV, str(tmp_path))
     with caplog.at_level(logging.WARNING, logger="promdrift"):
-        m = DriftMonitor(baseline, registry=None)
+        m = DriftMonitor(penguins_species, registry=None)
         assert not any("per process" in r.getMessage() for r in caplog.records)
         m.track_labels(":memory:")
     assert any("kept per process" in r.getMessage() for r in caplog.records)
@@ -317,5 +310,5 @@ def test_outcome_monitors_warn_that_they_are_per_process(baseline, tmp_path, mon
     monkeypatch.delenv(ENV)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="promdrift"):
-        DriftMonitor(baseline, registry=None).track_labels(":memory:").close()
+        DriftMonitor(penguins_species, registry=None).track_labels(":memory:").close()
     assert not any("kept per process" in r.getMessage() for r in caplog.records)
