@@ -35,11 +35,10 @@ SPECIAL_STRINGS = ["NaN", "nan", "inf", "-Infinity", "1e999", "", " ", "0x1F", "
                    "Dream", "Adelie", "\u202e\u0000", "\U0001F427", "é" * 30, "null", "true"]
 
 
-def _fuzz_state(penguins_species, penguins_multi):
+def _fuzz_state(*baselines):
     registry = CollectorRegistry()
-    monitors = {b.model: DriftMonitor(b, registry=registry)
-                for b in (penguins_species, penguins_multi)}
-    refs = {b.model: DriftMonitor(b, registry=None) for b in (penguins_species, penguins_multi)}
+    monitors = {b.model: DriftMonitor(b, registry=registry) for b in baselines}
+    refs = {b.model: DriftMonitor(b, registry=None) for b in baselines}
     app = create_app(list(monitors.values()), max_body=FUZZ_MAX_BODY, max_rows=FUZZ_MAX_ROWS)
     return {"client": app.test_client(), "monitors": monitors, "refs": refs, "calls": 0,
             "statuses": {}}

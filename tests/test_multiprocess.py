@@ -24,8 +24,8 @@ def features(row):
     return {k: v for k, v in row.items() if k != "species"}
 
 
-def store(penguins_species, directory, ident=None):
-    return MultiprocessCounterStore(Layout(penguins_species), directory, ident=ident)
+def store(baseline, directory, ident=None):
+    return MultiprocessCounterStore(Layout(baseline), directory, ident=ident)
 
 
 def test_workers_sum_to_a_single_process_exactly(penguins_species, penguins_rows, tmp_path):
