@@ -1,5 +1,6 @@
 """The demo (demo/): its model, model server and traffic, and `make demo` end to end."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -84,20 +85,28 @@ def test_drifted_rows_have_the_documented_mix():
     assert all(r["body_mass_g"] == 5000.0 and r["bill_length_mm"] == 46.0 for r in out)
 
 
+@contextlib.contextmanager
+def demo_run(*args):
+    """demo/run.py with ``args`` as a child process, output piped as text; killed through
+    its handle if it still runs when the block ends."""
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "demo", "run.py"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
                     reason="needs the prometheus and prometheus-alertmanager binaries")
 def test_make_demo_end_to_end(tmp_path):
     """`demo/run.py` with short phases: no alert while traffic is normal, drift alerts after."""
-    cmd = [sys.executable, os.path.join(ROOT, "demo", "run.py"), "--workdir", str(tmp_path),
-           "--normal", "20", "--drift", "120", "--linger", "0", "--every", "10"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with demo_run("--workdir", str(tmp_path), "--normal", "20", "--drift", "120",
+                  "--linger", "0", "--every", "10") as proc:
         out, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "alerts during the normal phase: 0" in out, out
     assert "result: OK" in out
@@ -129,10 +138,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
     import signal
     import time
     workdir = str(tmp_path / "demo-interrupted")
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "demo", "run.py"),
-                             "--workdir", workdir], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
+    with demo_run("--workdir", workdir) as proc:
         lines = []
         deadline = time.monotonic() + 120
         for line in proc.stdout:  # until the traffic runs: every process is up
@@ -144,10 +150,6 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
         assert len(_processes_mentioning(workdir)) >= 3
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
     assert proc.returncode == 130, out
     assert "every process it started has been stopped" in out
     assert _processes_mentioning(workdir) == []
