@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -24,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from typing import Callable, List
@@ -38,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from conftest import PENGUINS_CSV, read_rows  # noqa: E402
+from exporter_helpers import post_all  # noqa: E402
 from integration.servers import free_port  # noqa: E402
 
 
@@ -48,29 +47,9 @@ def observation(row: dict) -> dict:
 
 def ingest(port: int, bodies: List[bytes], threads: int) -> float:
     """Seconds to POST every body once, spread over ``threads`` keep-alive connections."""
-    errors = []
-
-    def run(part: List[bytes]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for body in part:
-            conn.request("POST", "/v1/models/penguins/observations", body,
-                         {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                errors.append(resp.status)
-            if resp.will_close:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.close()
-
     parts = [bodies[i::threads] for i in range(threads)]
     t0 = time.perf_counter()
-    workers = [threading.Thread(target=run, args=(p,)) for p in parts]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    errors = post_all(port, parts, "/v1/models/penguins/observations", timeout=60)
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests: {errors[:5]}")
     return time.perf_counter() - t0

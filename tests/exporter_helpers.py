@@ -6,14 +6,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
+from http.client import HTTPConnection
 from typing import Any, Dict, List, Optional, Tuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from integration.servers import free_port, wait_until
 
-__all__ = ["samples", "assert_same_counts", "GunicornProcess", "free_port", "wait_until", "BIN"]
+__all__ = ["samples", "assert_same_counts", "post_all", "GunicornProcess", "free_port", "wait_until", "BIN"]
 
 BIN = os.path.dirname(sys.executable)
 
@@ -53,6 +56,45 @@ def assert_same_counts(text: str, reference: Any) -> Dict[Key, float]:
         else:
             assert got[key] == value, key
     return got
+
+
+def post_all(port: int, parts: List[List[bytes]], path: str, timeout: float = 30.0,
+             deadline: Optional[float] = None, join_timeout: Optional[float] = None
+             ) -> List[Any]:
+    """POST every body of each part (``application/json``) to ``path`` on 127.0.0.1:``port``,
+    one thread and keep-alive connection per part, reconnecting when the server closes.
+
+    Returns the failures: non-200 statuses, exceptions (``repr``), and ``"time limit"`` for
+    a thread that reached ``deadline`` (``time.monotonic()``) before its last body.
+    """
+    failures: List[Any] = []
+
+    def run(part: List[bytes]) -> None:
+        conn = HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            for body in part:
+                if deadline is not None and time.monotonic() > deadline:
+                    failures.append("time limit")
+                    return
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    failures.append(resp.status)
+                if resp.will_close:
+                    conn.close()
+                    conn = HTTPConnection("127.0.0.1", port, timeout=timeout)
+        except Exception as e:  # noqa: BLE001 - reported through failures
+            failures.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(part,)) for part in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_timeout)
+    return failures
 
 
 class GunicornProcess:

@@ -3,10 +3,8 @@ workers); ``/metrics`` then reports exactly what was sent, sample for sample."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import threading
 import time
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from promdrift.instrumentation import Baseline, DriftMonitor
 
 from conftest import PENGUINS_CSV, read_rows
-from exporter_helpers import BIN, GunicornProcess, assert_same_counts, free_port
+from exporter_helpers import BIN, GunicornProcess, assert_same_counts, free_port, post_all
 from exporter_helpers import http as http_request
 
 pytest.importorskip("gunicorn")
@@ -55,37 +53,10 @@ def test_load_totals_equal_what_was_sent(rows, tmp_path, capsys):
     argv = [os.path.join(BIN, "promdrift"), "exporter", "--baseline", path, "--listen",
             f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
             "--multiproc-dir", str(tmp_path)]
-    failures = []
-    deadline = time.monotonic() + TIME_LIMIT
-
-    def run(t):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            for body in bodies[t]:
-                if time.monotonic() > deadline:
-                    failures.append("time limit")
-                    return
-                conn.request("POST", "/v1/models/penguins/observations", body,
-                             {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    failures.append(resp.status)
-                if resp.will_close:
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        except Exception as e:  # noqa: BLE001 - reported through failures
-            failures.append(repr(e))
-        finally:
-            conn.close()
-
     with GunicornProcess(argv, port, log_path=str(tmp_path / "log")) as server:
         start = time.monotonic()
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(TIME_LIMIT + 30)
+        failures = post_all(port, bodies, "/v1/models/penguins/observations",
+                            deadline=start + TIME_LIMIT, join_timeout=TIME_LIMIT + 30)
         elapsed = time.monotonic() - start
         text = http_request("GET", server.url + "/metrics")[1].decode()
     assert failures == []
