@@ -11,7 +11,7 @@ bucket and a live bucket for the same edge always carry the same ``le`` string::
     >>> bin_counts(edges, np.arange(100.0)).tolist()
     [25, 25, 25, 25]
     >>> format_le(2_500_000.0), format_le(float("inf"))
-    ('2500000.0', '+Inf')
+    ('2.5e+06', '+Inf')
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "bin_index",
     "bin_counts",
     "ks_statistic",
+    "ks_c_alpha",
     "ks_critical_value",
     "psi",
     "total_variation",
@@ -76,15 +77,54 @@ def quantile_edges(values: np.ndarray, bins: int = 20) -> np.ndarray:
 
 
 def format_le(edge: float) -> str:
-    """The one and only label formatting of a bucket edge.
+    """The one and only label formatting of a bucket edge, for baseline and live alike.
 
-    Python's shortest round-trip ``repr`` (``float(format_le(x)) == x``), ``+Inf`` and
-    ``-Inf`` for infinities. Used for baseline and live series alike.
+    Exactly the string Prometheus 3 stores for a scraped ``le`` (it parses the label of a
+    histogram bucket and formats it again): Go's shortest round-trip ``%g``, which switches
+    to an exponent from 1e+06 and below 1e-04, with ``.0`` appended when the result has
+    neither a point nor an exponent; ``+Inf`` / ``-Inf`` for infinities. Prometheus 2 and
+    VictoriaMetrics keep the exposed string, so every engine sees the same ``le``, and a
+    gauge label holding an edge (``upper``, ``lower``) can be joined with it as a string.
+    ``float(format_le(x)) == x`` for every finite ``x``::
+
+        >>> [format_le(x) for x in (0.25, 5.0, 100000.0, 1068000.0, 1e16, 1e-05, -3.0)]
+        ['0.25', '5.0', '100000.0', '1.068e+06', '1e+16', '1e-05', '-3.0']
     """
     edge = float(edge)
     if math.isinf(edge):
         return "+Inf" if edge > 0 else "-Inf"
-    return repr(edge)
+    if edge != edge:
+        return "NaN"
+    # The shortest round-trip digits, as Python's repr and Go's strconv both find them.
+    digits = repr(abs(edge))
+    if "e" in digits:
+        digits, _, e = digits.partition("e")
+        exponent = int(e)
+    else:
+        exponent = None
+    sign = "-" if math.copysign(1.0, edge) < 0 else ""
+    ints, _, frac = digits.partition(".")
+    if exponent is None:  # repr gave positional digits "ints.frac": normalise to d.ddd e X
+        if frac == "0":
+            frac = ""
+        raw = (ints + frac).lstrip("0")
+        if not raw:  # zero
+            return sign + "0.0"
+        lead_zeros = len(ints + frac) - len((ints + frac).lstrip("0"))
+        exponent = len(ints) - 1 - lead_zeros
+        sig = raw.rstrip("0")
+    else:
+        sig = (ints + frac).rstrip("0") or "0"
+    # Go's 'g' with the shortest precision: exponent form when exp < -4 or exp >= 6.
+    if exponent < -4 or exponent >= 6:
+        body = sig[0] + ("." + sig[1:] if len(sig) > 1 else "")
+        return f"{sign}{body}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    if exponent >= 0:
+        whole = sig[:exponent + 1].ljust(exponent + 1, "0")
+        rest = sig[exponent + 1:]
+    else:
+        whole, rest = "0", "0" * (-exponent - 1) + sig
+    return f"{sign}{whole}.{rest or '0'}"
 
 
 def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -120,6 +160,16 @@ def ks_statistic(counts_a: np.ndarray, counts_b: np.ndarray) -> float:
     cdf_a = np.cumsum(_probabilities(counts_a))
     cdf_b = np.cumsum(_probabilities(counts_b))
     return float(np.max(np.abs(cdf_a - cdf_b)))
+
+
+def ks_c_alpha(alpha: float, tests: int = 1) -> float:
+    """c of the two-sample KS critical value at level ``alpha`` for a family of ``tests``
+    tests (Bonferroni: each at ``alpha / tests``), ``sqrt(-ln(alpha / (2 * tests)) / 2)``.
+
+        >>> round(ks_c_alpha(0.05), 4), round(ks_c_alpha(0.05, tests=100), 4)
+        (1.3581, 2.0364)
+    """
+    return math.sqrt(-math.log(alpha / (2 * tests)) / 2)
 
 
 def ks_critical_value(n: float, m: float, c_alpha: float = C_ALPHA_05) -> float:

@@ -196,3 +196,32 @@ def test_tvd_noise_is_the_mean_no_drift_tvd(shares):
     live = np.array([rng.multinomial(n, p) for p in pop])
     sim = np.mean(0.5 * np.abs(live / n - base / base.sum()).sum(axis=1))
     assert binning.tvd_noise(base, n) == pytest.approx(sim, rel=0.02)
+
+
+# What Prometheus 3.5 stores for these scraped `le` strings (it parses a histogram bucket's
+# label and formats it with Go's shortest %g, adding ".0" when there is no point or exponent):
+# read off a real Prometheus 3.5.3 scraping them; tests/integration checks it again live.
+PROMETHEUS_3_LE = {
+    0.25: "0.25", 5.0: "5.0", 1.0: "1.0", 0.0: "0.0", -3.0: "-3.0", 0.1: "0.1",
+    100000.0: "100000.0", 99999.99: "99999.99", 123456.7: "123456.7", 999999.9: "999999.9",
+    1068000.0: "1.068e+06", 1234567.0: "1.234567e+06", 2.5e6: "2.5e+06", -2.5e6: "-2.5e+06",
+    1e16: "1e+16", 1e21: "1e+21", 7e22: "7e+22", 3e300: "3e+300",
+    1.7976931348623157e308: "1.7976931348623157e+308",
+    0.0001: "0.0001", -0.0001: "-0.0001", 0.00012345: "0.00012345", 1.5e-4: "0.00015",
+    1e-05: "1e-05", -1e-07: "-1e-07", 5e-324: "5e-324",
+}
+
+
+@pytest.mark.parametrize("edge", sorted(PROMETHEUS_3_LE))
+def test_format_le_is_prometheus_3s_normal_form(edge):
+    assert binning.format_le(edge) == PROMETHEUS_3_LE[edge]
+    assert float(binning.format_le(edge)) == edge
+
+
+def test_format_le_round_trips_random_edges():
+    rng = np.random.default_rng(11)
+    for x in np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-12, 18, 2000),
+                             np.round(rng.uniform(-1e7, 1e7, 500))]):
+        label = binning.format_le(float(x))
+        assert float(label) == float(x)
+        assert ("e" in label) == (abs(x) != 0 and not 1e-4 <= abs(x) < 1e6), label

@@ -7,11 +7,13 @@ import pkgutil
 import pytest
 
 import promdrift.exporter as exporter_pkg
+import promdrift.grafana as grafana_pkg
 import promdrift.instrumentation as pkg
+import promdrift.promql as promql_pkg
 
-MODULES = sorted({"promdrift.instrumentation"} | {
-    f"promdrift.instrumentation.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)} | {
-    f"promdrift.exporter.{m.name}" for m in pkgutil.iter_modules(exporter_pkg.__path__)})
+MODULES = sorted({"promdrift.instrumentation", "promdrift.promql", "promdrift.grafana"} | {
+    f"{p.__name__}.{m.name}" for p in (pkg, exporter_pkg, promql_pkg, grafana_pkg)
+    for m in pkgutil.iter_modules(p.__path__)})
 WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning",
                  "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
                  "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
@@ -21,7 +23,10 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
                  "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
                  "promdrift.exporter.service", "promdrift.exporter.client",
-                 "promdrift.exporter.serve", "promdrift.instrumentation.files"}
+                 "promdrift.exporter.serve", "promdrift.instrumentation.files",
+                 "promdrift.instrumentation.spec", "promdrift.promql", "promdrift.promql.config",
+                 "promdrift.promql.expr", "promdrift.promql.rules", "promdrift.promql.alerts",
+                 "promdrift.promql.generate", "promdrift.promql.yamlout"}
 
 
 def test_the_core_modules_are_found():
