@@ -22,7 +22,7 @@ exactly what the rules record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence
 
 from promdrift.instrumentation.binning import format_le
 
@@ -94,14 +94,19 @@ _LOWER_BETTER = 'metric=~"mae|rmse"'
 class Expressions:
     """The PromQL text of every statistic for one :class:`RulesConfig`."""
 
-    def __init__(self, config: RulesConfig) -> None:
+    def __init__(self, config: RulesConfig, matchers: Sequence[str] = ()) -> None:
+        """``matchers`` (``'model=~"$model"'`` ...) are added to every series selector,
+        after the configured selector: dashboards use them to narrow a panel."""
         self.config = config
         self.t = config.thresholds
+        self.matchers = list(matchers)
 
     # ------------------------------------------------------------------ building blocks
     def sel(self, metric: str, *matchers: str) -> str:
-        """A series selector with the configured selector and ``matchers``."""
-        ms = ([self.config.selector] if self.config.selector else []) + list(matchers)
+        """A series selector with the configured selector, the expression's matchers and
+        ``matchers``."""
+        ms = (([self.config.selector] if self.config.selector else []) + self.matchers
+              + list(matchers))
         return f"{metric}{{{', '.join(ms)}}}" if ms else metric
 
     def by(self, *labels: str) -> str:
