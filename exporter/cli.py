@@ -5,6 +5,7 @@
     promdrift show baseline.json
     promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv]
     promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
+    promdrift rules -o out/ [--keep-label cluster] [--set psi_max=0.2] [--time-scale 60]
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     from .serve import add_parser as add_exporter_parser  # `promdrift exporter`
     add_exporter_parser(sub)
+    from promdrift.promql.cli import add_parser as add_rules_parser  # `promdrift rules`
+    add_rules_parser(sub)
     return parser
 
 
