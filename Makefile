@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages installed when missing (see system-deps): prometheus and
 # prometheus-alertmanager for the demo and the tests; docker-compose and chromium for the tests.
 
-.PHONY: test pytest check-rules system-deps venv bench demo clean
+.PHONY: test pytest check-rules system-deps venv bench demo clean generate
 
 test: TEST_DEPS = 1
 test: system-deps venv check-rules pytest
@@ -41,6 +41,11 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# The rules, alerts, PrometheusRule manifest and dashboards are generated (never edited by
+# hand): `make generate` after changing promdrift.promql, promdrift.grafana or the spec.
+generate: venv
+	$(BIN)/promdrift rules -o promql --dashboards-dir grafana/dashboards
 
 RULE_FILES := $(wildcard promql/rules.yml promql/alerts.yml)
 

@@ -18,6 +18,9 @@ from typing import List, Optional
 
 from promdrift.instrumentation import Baseline, BaselineError, __version__
 from promdrift.instrumentation.baseline import CategoricalColumn
+from promdrift.instrumentation.spec import Thresholds as _Thresholds
+
+_SPEC = _Thresholds()  # the one table of thresholds (rules, landing page, report, CLI)
 
 
 def _split(value: Optional[List[str]]) -> List[str]:
@@ -120,7 +123,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         thresholds = Thresholds(
             datatype=args.datatype_threshold, completeness=args.completeness_tolerance,
-            drift=args.drift_threshold, c_alpha=args.c_alpha, domain=args.domain_threshold,
+            drift=args.drift_threshold, ks_alpha=args.ks_alpha, domain=args.domain_threshold,
             range_tolerance=args.range_tolerance, range_share=args.range_threshold,
             min_samples=args.min_samples)
         baseline = Baseline.load(args.baseline)
@@ -157,12 +160,13 @@ def add_report_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--model", help="model whose rows to read (default: the baseline's)")
     p.add_argument("--complete-only", action="store_true",
                    help="read only finished .jsonl files, not .jsonl.part files")
-    p.add_argument("--drift-threshold", type=float, default=0.1,
-                   help="KS / total variation distance above which baseline_drift_check "
-                        "fires (default 0.1)")
-    p.add_argument("--c-alpha", type=float, default=1.358,
-                   help="c(alpha) of the KS critical value KS must also exceed (default 1.358, "
-                        "alpha 0.05)")
+    p.add_argument("--drift-threshold", type=float, default=_SPEC.ks_min_effect,
+                   help="KS minimum effect / total variation distance above its no-drift "
+                        f"value that fails baseline_drift_check (default {_SPEC.ks_min_effect:g}, "
+                        "as the alerts)")
+    p.add_argument("--ks-alpha", type=float, default=_SPEC.ks_alpha,
+                   help="level of the KS test, family-wise over the model's numeric columns "
+                        f"as in the alerts (default {_SPEC.ks_alpha:g})")
     p.add_argument("--datatype-threshold", type=float, default=0.1,
                    help="share of wrong-type values for data_type_check (default 0.1)")
     p.add_argument("--completeness-tolerance", type=float, default=0.05,
@@ -174,8 +178,9 @@ def add_report_parser(sub: "argparse._SubParsersAction") -> None:
                    help="widen the training [min, max] by this share of its width (default 0)")
     p.add_argument("--range-threshold", type=float, default=0.01,
                    help="share of values outside the range for range_check (default 0.01)")
-    p.add_argument("--min-samples", type=int, default=200,
-                   help="valid values a drift check needs (default 200)")
+    p.add_argument("--min-samples", type=int, default=_SPEC.min_samples,
+                   help=f"valid values a drift check needs (default {_SPEC.min_samples}, as "
+                        "the alerts)")
     p.add_argument("--fail-on-violations", action="store_true",
                    help="exit with status 1 when there is any violation")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")

@@ -3,15 +3,15 @@
     >>> import tempfile
     >>> from promdrift.instrumentation import Baseline
     >>> from promdrift.instrumentation.capture import DataCapture
-    >>> from promdrift.exporter.report import build_report
+    >>> from promdrift.exporter.report import Thresholds, build_report
     >>> baseline = Baseline.fit({"x": [float(i) for i in range(100)]}, model="m", bins=4)
     >>> directory = tempfile.mkdtemp()
     >>> with DataCapture(directory, registry=None) as capture:
-    ...     for i in range(300):
-    ...         _ = capture.record({"x": 50.0 + i, "y": 1}, model="m")
+    ...     for i in range(1500):
+    ...         _ = capture.record({"x": 50.0 + i / 5, "y": 1}, model="m")
     >>> report = build_report(baseline, directory)
     >>> report.rows, report.features[0].ks_method, round(report.features[0].ks, 3)
-    (300, 'binned', 0.667)
+    (1500, 'binned', 0.669)
     >>> sorted({v.check for v in report.violations})
     ['baseline_drift_check', 'extra_column_check', 'range_check']
 
@@ -38,7 +38,8 @@ import numpy as np
 
 from promdrift.instrumentation.baseline import (OTHER, Baseline, Column,
                                                 NumericColumn, category_key)
-from promdrift.instrumentation.binning import (C_ALPHA_05, bin_counts, ks_critical_value,
+from promdrift.instrumentation import spec
+from promdrift.instrumentation.binning import (bin_counts,
                                                ks_statistic, psi, total_variation,
                                                tvd_noise)
 from promdrift.instrumentation.capture import NONFINITE, CaptureFiles
@@ -58,10 +59,14 @@ class ReportError(ValueError):
     """Unusable input to the report (no capture directory, unreadable training data …)."""
 
 
+_SPEC = spec.Thresholds()
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """When a check becomes a violation. Defaults follow SageMaker Model Monitor's
-    ``monitoring_config`` where it has one (0.1) and the PromQL rules' config otherwise.
+    """When a check becomes a violation. The drift checks judge like the alerts, with the
+    defaults of ``promdrift.instrumentation.spec`` (the one table of thresholds); the data
+    quality checks follow SageMaker Model Monitor's ``monitoring_config`` (0.1).
 
         >>> Thresholds().drift, Thresholds(drift=0.2).drift
         (0.1, 0.2)
@@ -70,27 +75,30 @@ class Thresholds:
       numeric feature, a list or object anywhere) above which ``data_type_check`` fires.
     - ``completeness``: ``completeness_check`` fires when the share of rows with a valid value
       is more than this below the training share.
-    - ``drift``: ``baseline_drift_check`` fires when the KS statistic (numeric) or the total
-      variation distance (categorical) exceeds it; KS must also exceed the two-sample
-      critical value ``c_alpha * sqrt((n + m) / (n m))``.
+    - ``drift``: ``baseline_drift_check`` fires when the KS statistic (numeric) exceeds it
+      (the alerts' ``ks_min_effect``) and the two-sample critical value, or the total
+      variation distance (categorical) exceeds its no-drift value by more than it (the
+      alerts' ``tvd_max``, equal by default).
+    - ``ks_alpha``: level of the KS test; family-wise over the model's numeric columns as in
+      the alerts (``spec`` ``ks_familywise``): critical value ``c(ks_alpha / F) *
+      sqrt(1/n + 1/m)``.
     - ``domain``: ``categorical_values_check`` fires when the share of values outside the
       baseline's categories exceeds the training ``__other__`` share by more than this.
     - ``range_tolerance``, ``range_share``: ``range_check`` fires when more than
       ``range_share`` of the valid values lie outside the training
       ``[min - t * (max - min), max + t * (max - min)]``.
     - ``min_samples``: drift checks need this many valid captured values (the alerts'
-      ``promdrift:config:min_samples`` is 1000; with many features a small capture flags
-      undrifted features by chance, see benchmarks/README.md).
+      ``min_samples``).
     """
 
     datatype: float = 0.1
     completeness: float = 0.05
-    drift: float = 0.1
-    c_alpha: float = C_ALPHA_05
+    drift: float = _SPEC.ks_min_effect
+    ks_alpha: float = _SPEC.ks_alpha
     domain: float = 0.1
     range_tolerance: float = 0.0
     range_share: float = 0.01
-    min_samples: int = 200
+    min_samples: int = _SPEC.min_samples
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -99,6 +107,14 @@ class Thresholds:
                     or not value >= 0 or not math.isfinite(value):
                 raise ReportError(f"threshold {name} must be a finite number >= 0, "
                                   f"got {value!r}")
+        try:
+            spec.Thresholds(ks_alpha=self.ks_alpha)
+        except ValueError as e:
+            raise ReportError(str(e)) from None
+
+    def ks_critical(self, n: float, m: float, tests: int) -> float:
+        """The KS critical value for a model with ``tests`` numeric columns of this role."""
+        return _SPEC.replace(ks_alpha=self.ks_alpha).ks_critical(n, m, tests=tests)
 
 
 @dataclass
@@ -327,7 +343,8 @@ class _Accumulator:
         self.reasons[reason] += 1
 
 
-def _feature_stats(acc: _Accumulator, th: Thresholds, train: Optional[np.ndarray]) -> FeatureReport:
+def _feature_stats(acc: _Accumulator, th: Thresholds, train: Optional[np.ndarray],
+                   tests: int = 1) -> FeatureReport:
     r = acc.report
     r.missing, r.null, r.nan, r.inf, r.wrong_type = acc.reasons
     col = r.column
@@ -343,7 +360,7 @@ def _feature_stats(acc: _Accumulator, th: Thresholds, train: Optional[np.ndarray
             else:
                 r.ks, r.ks_method = ks_statistic(r.counts, np.array(col.counts)), "binned"
                 m = col.count
-            r.ks_critical = ks_critical_value(values.size, m, th.c_alpha)
+            r.ks_critical = th.ks_critical(values.size, m, tests)
             r.psi = psi(r.counts, np.array(col.counts))
             width = col.max - col.min
             lo = col.min - th.range_tolerance * width
@@ -508,8 +525,11 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
                 acc.add(pred.get(name, _ABSENT))
     report.files, report.truncated, report.bad_lines = len(files.paths), files.truncated, files.bad
     report.extra_columns = extra
+    numeric = {role: sum(1 for c in cols if isinstance(c, NumericColumn))
+               for role, cols in (("feature", baseline.features), ("output", baseline.predictions))}
     for acc in list(feats.values()) + list(outs.values()):
-        r = _feature_stats(acc, thresholds, train_cols.get(acc.report.name))
+        r = _feature_stats(acc, thresholds, train_cols.get(acc.report.name),
+                           tests=numeric["feature" if acc.report.role == "feature" else "output"])
         _check(r, thresholds, any_rows=report.rows > 0 if r.role == "feature" else predicted > 0)
         report.features.append(r)
     if any(f.ks_method == "exact" for f in report.features):

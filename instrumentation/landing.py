@@ -20,7 +20,7 @@ counted under ``__other__`` (half of the live rows); every name that reaches the
 For every model: inferences, internal errors, which baseline is served, then one table row
 per feature and per prediction output with its live count, its distance to the baseline
 (the binned Kolmogorov-Smirnov distance for numeric columns, with the two-sample critical
-value at alpha = 0.05; the total variation distance for categorical ones), its invalid
+value, family-wise over the model's numeric columns as in the alerts; the total variation distance for categorical ones), its invalid
 values by reason, and an inline SVG of the baseline (wide blue bars) and live (narrow
 vermillion bars) probability of every bin or category. No JavaScript, no external resource.
 
@@ -44,13 +44,16 @@ from typing import Any, Iterable, List, Optional, Sequence
 import numpy as np
 
 from .baseline import CategoricalColumn, NumericColumn
-from .binning import ks_critical_value, ks_statistic, total_variation, tvd_noise
-
-#: A categorical column is highlighted when its total variation distance exceeds its no-drift
-#: value (``binning.tvd_noise``) by more than this (the default ``promdrift:config:tvd_max``
-#: of promql/rules.yml, used the same way by the alerts).
-TV_HIGHLIGHT = 0.1
+from .binning import ks_statistic, total_variation, tvd_noise
+from .spec import Thresholds
 from .store import FEATURE, PREDICTION, REASONS, Layout
+
+#: The thresholds the page highlights by: the defaults of the one table the alerts use
+#: (``spec``). A numeric column is highlighted when its KS distance is above the two-sample
+#: critical value (family-wise over the model's numeric columns of its role, like the
+#: alerts), a categorical one when its total variation distance exceeds its no-drift value
+#: (``binning.tvd_noise``) by more than ``tvd_max``.
+THRESHOLDS = Thresholds()
 
 __all__ = ["landing_page", "CONTENT_TYPE"]
 
@@ -145,8 +148,9 @@ class _Column:
     """The parts of one column's table row that never change (names, edges, baseline bars),
     prepared once per model so that a page only formats the live numbers."""
 
-    def __init__(self, role: str, col: Any):
+    def __init__(self, role: str, col: Any, tests: int = 1):
         self.numeric = isinstance(col, NumericColumn)
+        self.tests = tests  # numeric columns of this role: F of the family-wise test
         self.base_n = np.asarray(col.counts, dtype=np.float64)
         self.base_p = _probabilities(self.base_n)
         self.m = float(self.base_n.sum())
@@ -219,14 +223,14 @@ class _Column:
             dist = f'<td class="num" {attr}=""><span class="none">no live data</span></td>'
         elif self.numeric:
             ks = ks_statistic(live_n, self.base_n)
-            crit = ks_critical_value(n, self.m)
+            crit = THRESHOLDS.ks_critical(n, self.m, tests=self.tests)
             dist = (f'<td class="num{" over" if ks > crit else ""}" data-ks="{ks:.6g}" '
                     f'data-critical="{crit:.6g}">KS {ks:.3f}<br><span class="crit">critical '
                     f'{crit:.3f}</span></td>')
         else:
             tv = total_variation(live_n, self.base_n)
             noise = tvd_noise(self.base_n, n)
-            dist = (f'<td class="num{" over" if tv - noise > TV_HIGHLIGHT else ""}" '
+            dist = (f'<td class="num{" over" if tv - noise > THRESHOLDS.tvd_max else ""}" '
                     f'data-tv="{tv:.6g}" data-tv-noise="{noise:.6g}">TV {tv:.3f}<br>'
                     f'<span class="crit">no drift {noise:.3f}</span></td>')
         return (f'{self.open}<td class="num" data-live-count="{n:.0f}">{_fmt_count(n)}</td>'
@@ -251,7 +255,9 @@ class _Model:
         cols = {(r, c.name): c for r, c in lay.numeric + lay.categorical}
         order = ([(FEATURE, c.name) for c in baseline.features]
                  + [(PREDICTION, c.name) for c in baseline.predictions])
-        self.columns = [(where[k][0], where[k][1], _Column(k[0], cols[k])) for k in order]
+        tests = {role: sum(1 for r, _ in lay.numeric if r == role) for role in (FEATURE, PREDICTION)}
+        self.columns = [(where[k][0], where[k][1], _Column(k[0], cols[k], tests[k[0]]))
+                        for k in order]
 
 
 _prepared: "weakref.WeakKeyDictionary[Layout, _Model]" = weakref.WeakKeyDictionary()
@@ -330,6 +336,8 @@ def landing_page(monitors: Any, title: str = "promdrift",
             f'training baseline, per model.{link}</p>{_LEGEND}</header>'
             f'<main>{sections}</main><footer>Generated {now.replace("+00:00", "Z")} by '
             f'promdrift. KS: binned Kolmogorov-Smirnov distance, highlighted above the '
-            f'two-sample critical value at &alpha; = 0.05; TV: total variation distance, highlighted when it '
-            f'exceeds its no-drift value by more than {TV_HIGHLIGHT:g}.'
+            f'two-sample critical value at &alpha; = {THRESHOLDS.ks_alpha:g}'
+            f'{" for the whole model" if THRESHOLDS.ks_familywise else ""}; TV: total '
+            f'variation distance, highlighted when it exceeds its no-drift value by more '
+            f'than {THRESHOLDS.tvd_max:g}.'
             f'</footer></body></html>\n')

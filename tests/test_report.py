@@ -24,6 +24,11 @@ from promdrift.instrumentation.tabular import Progress
 from conftest import BREAST_CANCER_CSV, PENGUINS_CSV
 
 
+# The data sets hold a few hundred rows: the drift checks are tried from 200 values (the
+# default is the alerts' min_samples).
+SMALL = Thresholds(min_samples=200)
+
+
 def capture_rows(directory, rows, model, predictions=None, **kwargs):
     with DataCapture(directory, registry=None, **kwargs) as cap:
         for i, row in enumerate(rows):
@@ -98,8 +103,8 @@ def drifted_breast_cancer(tmp_path_factory, breast_cancer_rows):
 
 def test_numeric_statistics_match_numpy_and_scipy(drifted_breast_cancer, breast_cancer_rows):
     baseline, rows, preds, d = drifted_breast_cancer
-    exact = build_report(baseline, str(d), train=BREAST_CANCER_CSV)
-    approx = build_report(baseline, str(d))
+    exact = build_report(baseline, str(d), train=BREAST_CANCER_CSV, thresholds=SMALL)
+    approx = build_report(baseline, str(d), thresholds=SMALL)
     assert exact.rows == approx.rows == len(rows) and exact.ks_method == "exact"
     assert approx.ks_method == "binned"
     fe, fa = by_name(exact), by_name(approx)
@@ -115,7 +120,8 @@ def test_numeric_statistics_match_numpy_and_scipy(drifted_breast_cancer, breast_
         assert fa[col.name].ks <= fe[col.name].ks + 1e-12  # binned is a lower bound
         assert fe[col.name].psi == pytest.approx(ref_psi(counts, base), rel=1e-12)
         n, m = len(live), len(train)
-        assert fe[col.name].ks_critical == pytest.approx(1.358 * math.sqrt((n + m) / (n * m)))
+        c = math.sqrt(-math.log(0.05 / (2 * len(baseline.features))) / 2)  # family-wise
+        assert fe[col.name].ks_critical == pytest.approx(c * math.sqrt((n + m) / (n * m)))
         out = np.mean((live < train.min()) | (live > train.max()))
         assert fe[col.name].out_of_range == pytest.approx(out)
     assert ("mean_radius", "baseline_drift_check") in checks(exact)
@@ -163,7 +169,7 @@ def test_every_violation_type_on_penguins(tmp_path, penguins_rows):
             row["bill_length_mm"] += 6.0  # baseline_drift_check
         rows.append(row)
     d = capture_rows(tmp_path, rows, "penguins")
-    report = build_report(baseline, str(d))
+    report = build_report(baseline, str(d), thresholds=SMALL)
     got = checks(report)
     assert got >= {("bill_depth_mm", "missing_column_check"),
                    ("debug_flag", "extra_column_check"),
@@ -269,7 +275,7 @@ def test_cli_end_to_end(tmp_path, penguins_rows, capsys):
     html_path, viol = tmp_path / "out" / "report.html", tmp_path / "out" / "violations.json"
     html_path.parent.mkdir()
     assert main(["report", "--baseline", str(b), str(tmp_path / "cap"), "-o",
-                 str(html_path), "--train", PENGUINS_CSV]) == 0
+                 str(html_path), "--train", PENGUINS_CSV, "--min-samples", "200"]) == 0
     assert "violations" in capsys.readouterr().err
     data = json.loads(viol.read_text())
     assert set(data) == {"violations"}

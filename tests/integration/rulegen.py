@@ -1,19 +1,17 @@
-"""A fast copy of promql/rules.yml and promql/alerts.yml for tests and benchmarks.
+"""Fast rule files for tests, benchmarks and the demo, from the generator's own options.
 
 Production windows (5m, 1h) and pending durations (15m ...) would make a test wait an hour.
-:func:`fast_rules` writes copies in which
+:func:`fast_rules` asks ``promdrift.promql`` for rule files in which
 
-- every range selector ``[5m]`` / ``[1h]`` becomes the window given in ``windows``
-  (default 15s and 60s: with a 1 s scrape interval the "1h" statistics then cover the last
-  minute of traffic),
-- every alert's ``for:`` becomes ``pending`` (default 3s),
-- group-level ``interval:`` settings are dropped (the baseline group's 1m), so every group
-  runs at the test Prometheus' global evaluation interval,
-- ``promdrift:config:*`` thresholds can be overridden (``config={"min_samples": 100}``).
+- every window's range selector is the one given in ``windows`` (default 15s for "5m" and
+  60s for "1h": with a 1 s scrape interval the "1h" statistics cover the last minute),
+- every alert's ``for:`` is ``pending`` (default 3s),
+- every group runs at the evaluating engine's global interval (no group ``interval:``),
+- thresholds can be overridden (``config={"min_samples": 100}``), as ``--set`` does.
 
-Rule and alert names are unchanged (``...:1h`` still names the longer window), so queries
-and alert expressions are exactly the production ones. Any range selector not listed in
-``windows`` is an error, so a new window in rules.yml cannot silently keep its length here.
+Rule and alert names are unchanged (``...:1h`` still names the longer window), so queries and
+alert expressions are exactly the production ones. ``rules_config`` returns the
+:class:`~promdrift.promql.RulesConfig` itself, for tests that need its expressions.
 
     paths = fast_rules(tmpdir, windows={"5m": "10s", "1h": "30s"}, pending="2s",
                        config={"min_samples": 100})
@@ -22,53 +20,29 @@ and alert expressions are exactly the production ones. Any range selector not li
 from __future__ import annotations
 
 import os
-import re
-from typing import Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Sequence
 
-import yaml
+from promdrift.promql import RulesConfig, generate
 
-PROMQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "promql")
 RULE_FILES = ("rules.yml", "alerts.yml")
 DEFAULT_WINDOWS = {"5m": "15s", "1h": "60s"}
 
-_RANGE = re.compile(r"\[(\w+)\]")
 
-
-def _rewrite_expr(expr: str, windows: Mapping[str, str]) -> str:
-    def repl(m: "re.Match[str]") -> str:
-        if m.group(1) not in windows:
-            raise ValueError(f"range selector [{m.group(1)}] has no fast window: {expr!r}")
-        return f"[{windows[m.group(1)]}]"
-    return _RANGE.sub(repl, expr)
+def rules_config(windows: Optional[Mapping[str, str]] = None, pending: str = "3s",
+                 config: Optional[Mapping[str, Any]] = None,
+                 keep_labels: Sequence[str] = (), selector: str = "") -> RulesConfig:
+    """The generator options of the fast rules."""
+    windows = dict(DEFAULT_WINDOWS if windows is None else windows)
+    return RulesConfig(windows=tuple(windows), ranges=windows, pending={"*": pending},
+                       intervals={w: None for w in windows}, thresholds=dict(config or {}),
+                       keep_labels=tuple(keep_labels), selector=selector)
 
 
 def fast_rules(outdir: str, windows: Optional[Mapping[str, str]] = None,
-               pending: str = "3s", config: Optional[Mapping[str, float]] = None,
-               promql_dir: str = PROMQL_DIR) -> List[str]:
-    """Write the fast copies of rules.yml and alerts.yml into ``outdir``; return their paths."""
-    windows = dict(DEFAULT_WINDOWS if windows is None else windows)
-    overrides: Dict[str, float] = {f"promdrift:config:{k}": float(v)
-                                   for k, v in (config or {}).items()}
+               pending: str = "3s", config: Optional[Mapping[str, Any]] = None,
+               keep_labels: Sequence[str] = (), selector: str = "") -> List[str]:
+    """Write the fast rules.yml and alerts.yml into ``outdir``; return their paths."""
+    cfg = rules_config(windows, pending, config, keep_labels, selector)
     os.makedirs(outdir, exist_ok=True)
-    paths = []
-    seen_config = set()
-    for name in RULE_FILES:
-        with open(os.path.join(promql_dir, name)) as f:
-            doc = yaml.safe_load(f)
-        for group in doc["groups"]:
-            group.pop("interval", None)
-            for rule in group["rules"]:
-                rule["expr"] = _rewrite_expr(rule["expr"], windows)
-                if "alert" in rule and "for" in rule:
-                    rule["for"] = pending
-                if rule.get("record") in overrides:
-                    rule["expr"] = f"vector({overrides[rule['record']]!r})"
-                    seen_config.add(rule["record"])
-        path = os.path.join(outdir, name)
-        with open(path, "w") as f:
-            yaml.safe_dump(doc, f, sort_keys=False, width=1000)
-        paths.append(path)
-    unknown = set(overrides) - seen_config
-    if unknown:
-        raise ValueError(f"no such config rule(s): {sorted(unknown)}")
-    return paths
+    generate(cfg, outdir, dashboards=False)
+    return [os.path.join(outdir, name) for name in RULE_FILES]

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Set, Tuple
 
 import numpy as np
 import pytest
-import yaml
 from scipy.stats import ks_2samp
+
+from promdrift.instrumentation.spec import Thresholds
 
 from .rulegen import fast_rules
 from .servers import (ALERTMANAGER, PROMETHEUS, Alertmanager, AppServer, Prometheus,
@@ -44,26 +44,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "data")
 
 
-def _config() -> Dict[str, float]:
-    """The thresholds of rules.yml's promdrift-config group."""
-    with open(os.path.join(HERE, "..", "..", "promql", "rules.yml")) as f:
-        groups = yaml.safe_load(f)["groups"]
-    rules = next(g["rules"] for g in groups if g["name"] == "promdrift-config")
-    return {r["record"].rsplit(":", 1)[1]: float(re.fullmatch(r"vector\((.*)\)",
-                                                                r["expr"]).group(1))
-            for r in rules}
-
-
-# Thresholds of the fast rules: rules.yml's, except a smaller min_samples for these datasets.
-CONFIG = _config()
-C_ALPHA = CONFIG["ks_c_alpha"]
-KS_MIN_EFFECT = CONFIG["ks_min_effect"]
+# Thresholds of the fast rules: the spec's defaults, except a smaller min_samples for these
+# datasets (rulegen passes it to the generator like `promdrift rules --set`).
 MIN_SAMPLES = 100
-PSI_MAX = CONFIG["psi_max"]
-TVD_MAX = CONFIG["tvd_max"]
-UNSEEN_EXCESS = CONFIG["unseen_share_excess"]
-INVALID_RATIO_MAX = CONFIG["invalid_ratio_max"]
-PSI_FLOOR = CONFIG["psi_bin_floor"]
+THRESHOLDS = Thresholds(min_samples=MIN_SAMPLES)
+KS_MIN_EFFECT = THRESHOLDS.ks_min_effect
+PSI_MAX = THRESHOLDS.psi_max
+TVD_MAX = THRESHOLDS.tvd_max
+UNSEEN_EXCESS = THRESHOLDS.unseen_share_excess
+INVALID_RATIO_MAX = THRESHOLDS.invalid_ratio_max
+PSI_FLOOR = THRESHOLDS.psi_bin_floor
 PENDING_S = 3
 
 OTHER = "__other__"
@@ -292,6 +282,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return Run(scenarios, fitted, values, alerts, fed_at, settled_at)
 
 
+def numeric_features(baseline: Any) -> int:
+    """F of the family-wise KS critical value: the model's numeric features."""
+    return sum(1 for c in baseline.features if c.kind == "numeric")
+
+
 def received_keys(alerts: List[Dict[str, Any]]) -> Set[Tuple[str, str, str]]:
     return {(a["labels"]["alertname"], a["labels"].get("model", ""),
              a["labels"].get("feature") or a["labels"].get("output", "")) for a in alerts}
@@ -316,7 +311,7 @@ def expected_alerts(scenarios: List[Scenario], fitted: Dict[str, Any],
             if col.kind == "numeric":
                 e = numeric_expect(col.edges, s.train[col.name], live)
                 n = n_prom.get((s.model, col.name), e.n)
-                crit = C_ALPHA * math.sqrt(1 / n + 1 / e.m)
+                crit = THRESHOLDS.ks_critical(n, e.m, tests=numeric_features(b))
                 if e.ks_binned > crit and e.ks_binned > KS_MIN_EFFECT and e.n >= MIN_SAMPLES:
                     out.add(("PromdriftFeatureDrift", s.model, col.name))
                 if e.psi > PSI_MAX and e.n >= MIN_SAMPLES:
@@ -393,7 +388,8 @@ def test_critical_value_rule(run: Run) -> None:
     crit, n = run.values["crit"], run.values["n"]
     for s, col, e in _numeric(run):
         key = (s.model, col.name)
-        assert crit[key] == pytest.approx(C_ALPHA * math.sqrt((n[key] + e.m) / (n[key] * e.m)),
+        tests = numeric_features(run.baselines[s.dataset])
+        assert crit[key] == pytest.approx(THRESHOLDS.ks_critical(n[key], e.m, tests=tests),
                                           rel=1e-9), key
 
 
