@@ -3,9 +3,12 @@ often the KS condition holds for data that did.
 
     .venv/bin/python benchmarks/ks_false_alarms.py            # the tables in benchmarks/README.md
 
+(numpy and scipy, which `make venv` installs with the test extra.)
+
 Each feature is tested on its own, so a model with F features sees a condition hold for
 *some* undrifted feature far more often than for one. The tables give, for one rule
-evaluation and the thresholds below (the defaults of promql/rules.yml's config group):
+evaluation and the thresholds below (the defaults these tables chose for promql/rules.yml's
+config group, benchmarks/README.md):
 
 - ``PromdriftFeatureDrift``: binned KS > ``c * sqrt(1/n + 1/m)`` and KS > ``ks_min_effect``,
   with the family-wise ``c = ks_c_alpha(ks_alpha, F)`` of a model with F numeric features
@@ -69,7 +72,7 @@ BATCH = 20_000
 POWER_DRAWS = 20_000
 STOP_HITS = 200
 
-#: The defaults of promql/rules.yml's promdrift-config group that these tables justify.
+#: The defaults for promql/rules.yml's promdrift-config group that these tables justify.
 KS_ALPHA = 0.01             # family-wise over a model's numeric features
 MIN_SAMPLES = 500
 KS_MIN_EFFECT = 0.1
