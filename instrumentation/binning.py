@@ -17,6 +17,7 @@ bucket and a live bucket for the same edge always carry the same ``le`` string::
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -34,7 +35,8 @@ __all__ = [
     "C_ALPHA_05",
 ]
 
-#: c(alpha) of the two-sample Kolmogorov-Smirnov critical value at alpha = 0.05.
+#: c(alpha) of the two-sample Kolmogorov-Smirnov critical value at alpha = 0.05, rounded to
+#: three decimals (``ks_c_alpha(0.05)`` is 1.35810).
 C_ALPHA_05 = 1.358
 
 #: Probability floor used for empty bins in PSI (the same value as the PromQL rules).
@@ -162,18 +164,53 @@ def ks_statistic(counts_a: np.ndarray, counts_b: np.ndarray) -> float:
     return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
-def ks_c_alpha(alpha: float, tests: int = 1) -> float:
-    """c of the two-sample KS critical value at level ``alpha`` for a family of ``tests``
-    tests (Bonferroni: each at ``alpha / tests``), ``sqrt(-ln(alpha / (2 * tests)) / 2)``.
+def ks_c_alpha(alpha: float = 0.05, tests: int = 1) -> float:
+    """c(alpha) of the two-sample KS critical value, family-wise over ``tests`` tests.
 
-        >>> round(ks_c_alpha(0.05), 4), round(ks_c_alpha(0.05, tests=100), 4)
-        (1.3581, 2.0364)
+        >>> round(ks_c_alpha(0.05), 4)                # one test: the classic 1.358
+        1.3581
+        >>> round(ks_c_alpha(0.01, tests=100), 3)     # a model with 100 numeric features
+        2.225
+
+    ``sqrt(-ln(alpha / (2 * tests)) / 2)``: each of ``tests`` tests runs at level
+    ``alpha / tests`` (Bonferroni), so the probability that any of them exceeds its critical
+    value when nothing drifted is at most ``alpha``, however the features are correlated.
+    The formula solves ``2 exp(-2 c^2) = alpha / tests``, the first term of the tail of the
+    asymptotic Kolmogorov distribution ``2 sum_k (-1)^(k-1) exp(-2 k^2 c^2)``; the exact
+    quantile (``scipy.stats.kstwobign.isf(alpha / tests)``) is smaller by less than 3e-6
+    for ``alpha / tests <= 0.05``, the tail at this c being ``alpha / tests`` times
+    ``1 - (alpha / (2 tests))^3``.
     """
-    return math.sqrt(-math.log(alpha / (2 * tests)) / 2)
+    if (isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating))
+            or not 0 < alpha < 1):
+        raise ValueError(f"alpha must be a probability strictly between 0 and 1, got {alpha!r}")
+    if isinstance(tests, bool) or not isinstance(tests, (int, np.integer)) or tests < 1:
+        raise ValueError(f"tests (the number of features tested together) must be an "
+                         f"integer >= 1, got {tests!r}")
+    return math.sqrt(-math.log(alpha / (2 * int(tests))) / 2)
 
 
-def ks_critical_value(n: float, m: float, c_alpha: float = C_ALPHA_05) -> float:
-    """Two-sample KS critical value ``c(alpha) * sqrt((n + m) / (n * m))``."""
+def ks_critical_value(n: float, m: float, c_alpha: Optional[float] = None, *,
+                      alpha: Optional[float] = None, tests: int = 1) -> float:
+    """Two-sample KS critical value ``c * sqrt((n + m) / (n * m))``, ``inf`` without data.
+
+        >>> round(ks_critical_value(500, 10_000), 4)                       # c = 1.358
+        0.0622
+        >>> round(ks_critical_value(500, 10_000, alpha=0.01, tests=1000), 4)
+        0.1132
+
+    ``n`` is the live window's count and ``m`` the baseline's. ``c`` is ``c_alpha`` when
+    given, else :func:`ks_c_alpha` ``(alpha, tests)`` (the family-wise value for a model
+    with ``tests`` numeric features; ``alpha`` defaults to 0.05), and :data:`C_ALPHA_05`
+    when none of the three is given.
+    """
+    if c_alpha is None:
+        if alpha is None and tests == 1:
+            c_alpha = C_ALPHA_05
+        else:
+            c_alpha = ks_c_alpha(0.05 if alpha is None else alpha, tests)
+    elif alpha is not None or tests != 1:
+        raise ValueError("give either c_alpha or alpha and tests, not both")
     if n <= 0 or m <= 0:
         return math.inf
     return c_alpha * math.sqrt((n + m) / (n * m))

@@ -20,7 +20,7 @@ numpy implementation (``binning``); its PromQL implementation lives in
     ...
     ValueError: threshold psi_max must be > 0, got -1
     >>> round(Thresholds().ks_c_alpha(tests=1), 4), round(Thresholds().ks_c_alpha(tests=100), 4)
-    (1.3581, 2.0364)
+    (1.6276, 2.2253)
     >>> sorted(STATISTICS)
     ['invalid_ratio', 'ks', 'psi', 'tvd', 'unseen_share']
 """
@@ -78,20 +78,20 @@ class Setting:
 
 #: Every threshold, in the order the docs list them.
 SETTINGS: Tuple[Setting, ...] = (
-    Setting("ks_alpha", 0.05, "significance level of the KS drift test; with ks_familywise, "
+    Setting("ks_alpha", 0.01, "significance level of the KS drift test; with ks_familywise, "
             "for the whole model (Bonferroni over its numeric features)", high=0.5),
     Setting("ks_familywise", True, "the KS critical value is family-wise per model: "
             "c(ks_alpha / F) with F the model's numeric features (false: c(ks_alpha) per "
             "feature)", boolean=True),
     Setting("ks_min_effect", 0.1, "minimum KS statistic that may alert (big windows make "
             "trivial shifts significant)", low_inclusive=True, high=1.0),
-    Setting("min_samples", 1000, "minimum window count of values before a distribution "
+    Setting("min_samples", 500, "minimum window count of values before a distribution "
             "alert may fire", low_inclusive=True, integer=True),
-    Setting("psi_bin_floor", 0.0001, "probability floor of empty bins in PSI", high=0.5),
+    Setting("psi_bin_floor", binning.PSI_FLOOR, "probability floor of empty bins in PSI", high=0.5),
     Setting("psi_max", 0.25, "PSI above which PromdriftFeaturePSIHigh fires"),
     Setting("tvd_max", 0.1, "total variation distance minus its no-drift value above which "
             "the categorical drift alerts fire", high=1.0),
-    Setting("unseen_share_excess", 0.05, "live share of __other__ minus the baseline's "
+    Setting("unseen_share_excess", 0.1, "live share of __other__ minus the baseline's "
             "share that alerts", high=1.0),
     Setting("invalid_ratio_max", 0.05, "share of invalid values (fast window) that alerts",
             low_inclusive=True, high=1.0),

@@ -152,6 +152,58 @@ def test_ks_critical_value_formula():
     assert math.isclose(binning.ks_critical_value(n, m),
                         1.358 * math.sqrt((n + m) / (n * m)))
     assert binning.ks_critical_value(0, 10) == math.inf
+    assert binning.ks_critical_value(n, m, 2.0) == 2.0 * math.sqrt((n + m) / (n * m))
+    fw = binning.ks_critical_value(n, m, alpha=0.01, tests=30)
+    assert fw == binning.ks_c_alpha(0.01, 30) * math.sqrt((n + m) / (n * m))
+    assert binning.ks_critical_value(n, m, tests=30) == binning.ks_critical_value(
+        n, m, alpha=0.05, tests=30)
+    assert binning.ks_critical_value(0, m, alpha=0.01, tests=30) == math.inf
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.1, 0.05, 0.01, 0.001])
+@pytest.mark.parametrize("tests", [1, 10, 100, 1000])
+def test_ks_c_alpha_against_the_kolmogorov_distribution(alpha, tests):
+    """The closed form against scipy's asymptotic Kolmogorov distribution: the exact
+    quantile of the per-test level alpha / tests, and the tail at the closed form's c, which
+    is alpha / tests times 1 - (alpha / (2 tests))^3 (the series' next terms): slightly
+    conservative, never anti-conservative."""
+    c = binning.ks_c_alpha(alpha, tests)
+    level = alpha / tests
+    exact = scipy.stats.kstwobign.isf(level)
+    assert c >= exact - 1e-12
+    assert c - exact < (3e-6 if level <= 0.05 else 3e-4)
+    tail = scipy.stats.kstwobign.sf(c)
+    assert tail / level == pytest.approx(1 - (level / 2) ** 3, abs=(level / 2) ** 8 + 1e-12)
+    if tests == 1 and alpha == 0.05:
+        assert round(c, 3) == binning.C_ALPHA_05
+
+
+def test_ks_c_alpha_grows_with_the_family():
+    cs = [binning.ks_c_alpha(0.01, f) for f in (1, 2, 10, 100, 1000, 10**6)]
+    assert cs == sorted(cs) and len(set(cs)) == len(cs)
+    # Bonferroni: c(alpha, F) is c(alpha / F, 1).
+    assert binning.ks_c_alpha(0.01, 100) == pytest.approx(binning.ks_c_alpha(1e-4), rel=1e-15)
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, float("nan"), True, "0.05", None])
+def test_ks_c_alpha_refuses_a_bad_alpha(alpha):
+    with pytest.raises(ValueError, match="alpha must be a probability"):
+        binning.ks_c_alpha(alpha)
+
+
+@pytest.mark.parametrize("tests", [0, -3, 2.5, True, "10", None])
+def test_ks_c_alpha_refuses_a_bad_number_of_tests(tests):
+    with pytest.raises(ValueError, match="tests .* must be an integer >= 1"):
+        binning.ks_c_alpha(0.05, tests)
+
+
+def test_ks_critical_value_takes_c_alpha_or_alpha_and_tests():
+    with pytest.raises(ValueError, match="either c_alpha or alpha and tests"):
+        binning.ks_critical_value(100, 100, 1.358, tests=10)
+    with pytest.raises(ValueError, match="either c_alpha or alpha and tests"):
+        binning.ks_critical_value(100, 100, 1.358, alpha=0.01)
+    with pytest.raises(ValueError, match="tests"):
+        binning.ks_critical_value(100, 100, alpha=0.01, tests=0)
 
 
 def test_large_values_get_the_same_le_in_baseline_and_live():

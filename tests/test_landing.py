@@ -16,7 +16,7 @@ from conftest import PENGUINS_CSV, read_rows
 VOID = {"meta", "br", "link", "img", "input", "hr", "col", "area", "base", "source", "wbr"}
 
 
-def c_alpha(features, alpha=0.05):
+def c_alpha(features, alpha=0.01):
     """c of the family-wise KS critical value (Bonferroni over the model's numeric features),
     written out independently of promdrift."""
     return np.sqrt(-np.log(alpha / (2 * features)) / 2)
@@ -226,8 +226,10 @@ def test_drift_is_flagged_only_where_it_was_put(page):
     # body_mass_g (x1.2) above its KS critical value; island (a quarter of the birds from an
     # unseen island: TV ~0.25) above the TV threshold 0.1; sex and species (undrifted) not.
     assert flagged == {"body_mass_g", "island"}
+    # bill_depth_mm's sampling noise comes within reach of its (family-wise) critical value
+    # without crossing it: the highlight is a real comparison.
     small = next(c for c in p.rows[("feature", "bill_depth_mm")]["cells"] if "data-ks" in c)
-    assert 0.75 * float(small["data-critical"]) < float(small["data-ks"]) \
+    assert 0.5 * float(small["data-critical"]) < float(small["data-ks"]) \
         < float(small["data-critical"])
 
 

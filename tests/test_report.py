@@ -120,7 +120,7 @@ def test_numeric_statistics_match_numpy_and_scipy(drifted_breast_cancer, breast_
         assert fa[col.name].ks <= fe[col.name].ks + 1e-12  # binned is a lower bound
         assert fe[col.name].psi == pytest.approx(ref_psi(counts, base), rel=1e-12)
         n, m = len(live), len(train)
-        c = math.sqrt(-math.log(0.05 / (2 * len(baseline.features))) / 2)  # family-wise
+        c = math.sqrt(-math.log(0.01 / (2 * len(baseline.features))) / 2)  # family-wise
         assert fe[col.name].ks_critical == pytest.approx(c * math.sqrt((n + m) / (n * m)))
         out = np.mean((live < train.min()) | (live > train.max()))
         assert fe[col.name].out_of_range == pytest.approx(out)

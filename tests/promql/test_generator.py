@@ -17,6 +17,7 @@ from promdrift.promql import (ALERT_NAMES, OPTIONS, PROMQL, Expressions, RulesCo
                               alert_group, alerts_yaml, prometheus_rule_yaml,
                               recording_groups, rules_yaml)
 from promdrift.promql.config import format_duration, parse_duration
+from promdrift.promql.expr import FEATURE
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 PROMTOOLS = [p for p in (shutil.which("promtool"),
@@ -141,10 +142,10 @@ def test_thresholds_and_pending_durations_are_stamped():
 
 
 def test_family_wise_critical_value_can_be_switched_off():
-    fw = Expressions(RulesConfig()).ks_critical(Expressions.__init__.__globals__["FEATURE"], "1h")
-    assert "count by (model)" in fw and "ln(0.05" in fw
-    plain = RulesConfig(thresholds={"ks_familywise": False})
-    text = Expressions(plain).ks_critical(Expressions.__init__.__globals__["FEATURE"], "1h")
+    fw = Expressions(RulesConfig()).ks_critical(FEATURE, "1h")
+    assert "count by (model)" in fw and f"ln({Thresholds().ks_alpha}" in fw
+    plain = RulesConfig(thresholds={"ks_familywise": False, "ks_alpha": 0.05})
+    text = Expressions(plain).ks_critical(FEATURE, "1h")
     assert text.startswith("1.358") and "count by" not in text
 
 
