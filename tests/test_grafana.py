@@ -88,6 +88,9 @@ def test_window_options_pair_names_with_ranges():
     opts = window_options(CONFIGS["windows"])
     assert [(o.text, o.value, o.selected) for o in opts] == [
         ("5m", "15s", False), ("1h", "60s", False), ("1d", "5m", True)]
+    scaled = window_options(RulesConfig(time_scale=60))
+    assert [(o.text, o.value, o.selected) for o in scaled] == [
+        ("5m", "5s", False), ("1h", "1m", True)]
     with pytest.raises(ValueError, match="'5m' and '1h' both cover 30s"):
         window_options(RulesConfig(ranges={"5m": "30s", "1h": "30s"}))
 
