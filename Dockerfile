@@ -11,6 +11,8 @@ WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY instrumentation/ instrumentation/
 COPY exporter/ exporter/
+COPY promql/ promql/
+COPY grafana/ grafana/
 RUN pip install . && useradd --system --uid 10001 --home-dir /app promdrift
 
 COPY tests/data/ tests/data/

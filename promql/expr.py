@@ -113,7 +113,9 @@ class Expressions:
         return self.config.by(*labels)
 
     def rng(self, window: str) -> str:
-        return self.config.range(window)
+        """The range selector of ``window``; a Grafana variable (``$window``,
+        ``$__rate_interval``) is kept as is, so that dashboards reuse the fragments."""
+        return window if window.startswith("$") else self.config.range(window)
 
     @staticmethod
     def num(x: float) -> str:
@@ -326,16 +328,21 @@ class Expressions:
         return (f"sum by ({self.by('model', 'feature', *extra)}) "
                 f"(rate({self.sel(FEATURE.invalid)}[{self.rng(w)}]))")
 
+    def valid_rate(self, k: Kind, w: str) -> str:
+        """Valid values per second of a column, numeric (histogram count) or categorical."""
+        r, f = self.rng(w), self.by("model", k.key)
+        return (f"(\n"
+                f"    sum by ({f}) (rate({self.sel(k.value + '_count')}[{r}]))\n"
+                f"  or\n"
+                f"    sum by ({f}) (rate({self.sel(k.cat_total)}[{r}]))\n"
+                f")")
+
     def observed_rate(self, w: str) -> str:
         """Valid + invalid values per second (absent when 0)."""
-        r, f = self.rng(w), self.by("model", "feature")
+        f = self.by("model", "feature")
         return (f"(\n"
                 f"  (\n"
-                f"      (\n"
-                f"          sum by ({f}) (rate({self.sel('promdrift_feature_value_count')}[{r}]))\n"
-                f"        or\n"
-                f"          sum by ({f}) (rate({self.sel(FEATURE.cat_total)}[{r}]))\n"
-                f"      )\n"
+                f"      {indent(self.valid_rate(FEATURE, w), 6)}\n"
                 f"    + on ({f})\n"
                 f"      {self.invalid_rate(w, False)}\n"
                 f"  ) > 0\n"

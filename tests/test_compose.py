@@ -146,6 +146,19 @@ def test_dockerfile_copies_existing_paths():
             assert os.path.exists(os.path.join(ROOT, src)), f"Dockerfile copies missing {src}"
 
 
+def test_dockerfile_copies_every_package_before_installing():
+    """``pip install .`` in the image builds the wheel from every package folder of
+    pyproject.toml (promql/ and grafana/ included): each must be copied before it."""
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        folders = set(tomllib.load(f)["tool"]["setuptools"]["package-dir"].values())
+    lines = _dockerfile()
+    install = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install ."))
+    copied = {src.rstrip("/") for line in lines[:install] if line.startswith("COPY ")
+              for src in line.split()[1:-1]}
+    assert folders and folders <= copied, f"not copied: {sorted(folders - copied)}"
+
+
 def test_dockerfile_base_image_is_pinned_and_default_command_is_the_model():
     lines = _dockerfile()
     base = next(line for line in lines if line.startswith("FROM ")).split()[1]

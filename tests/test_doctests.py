@@ -26,7 +26,11 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.exporter.serve", "promdrift.instrumentation.files",
                  "promdrift.instrumentation.spec", "promdrift.promql", "promdrift.promql.config",
                  "promdrift.promql.expr", "promdrift.promql.rules", "promdrift.promql.alerts",
-                 "promdrift.promql.generate", "promdrift.promql.yamlout"}
+                 "promdrift.promql.generate", "promdrift.promql.yamlout", "promdrift.grafana",
+                 "promdrift.grafana.board", "promdrift.grafana.panels",
+                 "promdrift.grafana.columns",
+                 "promdrift.grafana.overview", "promdrift.grafana.feature",
+                 "promdrift.grafana.predictions", "promdrift.grafana.outcomes"}
 
 
 def test_the_core_modules_are_found():

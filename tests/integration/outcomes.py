@@ -14,11 +14,12 @@ true labels:
 - ``penguins_mass``: a regressor (least squares on the flipper length) of the body mass, a
   numeric output whose baseline quality (MAE, RMSE) is that of the same rows: no degradation.
 
-Prometheus loads a fast copy of the rules ("1h" = the last 60 s, "5m" = the last 15 s, every
-``for:`` 3 s, min_samples 100, quality_min_labels 40), scrapes every second and sends alerts
-to Alertmanager, which posts them to a webhook. :func:`outcome_stack` starts it all, feeds the
-apps, waits for every label to be scraped (time ``at``: the rules then read the whole feed in
-both windows) and for the alerts numpy expects, and yields with the servers still running.
+Prometheus loads the rules generated for :data:`CONFIG` ("1h" = the last 60 s, "5m" = the
+last 15 s, every ``for:`` 3 s, min_samples 100, quality_min_labels 40; generated.py),
+scrapes every second and sends alerts to Alertmanager, which posts them to a webhook.
+:func:`outcome_stack` starts it all, feeds the apps, waits for every label to be scraped
+(time ``at``: the rules then read the whole feed in both windows) and for the alerts numpy
+expects, and yields with the servers still running.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 
-from .rulegen import fast_rules
+from .generated import PENDING, fast_config, write_rules
 from .servers import Alertmanager, AppServer, Prometheus, WebhookReceiver, wait_until
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
@@ -42,8 +43,13 @@ QUALITY_TOLERANCE = 0.05
 QUALITY_ERROR_TOLERANCE = 0.2
 BIAS_TOLERANCE = 0.1
 NDCG_MIN = 0.9
-PENDING_S = 3
-WINDOWS = {"5m": "15s", "1h": "60s"}
+CONFIG = fast_config(thresholds={"min_samples": MIN_SAMPLES,
+                                  "quality_min_labels": QUALITY_MIN_LABELS,
+                                  "quality_tolerance": QUALITY_TOLERANCE,
+                                  "quality_error_tolerance": QUALITY_ERROR_TOLERANCE,
+                                  "bias_tolerance": BIAS_TOLERANCE,
+                                  "attribution_ndcg_min": NDCG_MIN})
+PENDING_S = int(PENDING.rstrip("s"))
 OURS = {"PromdriftModelQualityDegraded", "PromdriftBiasDrift", "PromdriftAttributionDrift"}
 
 
@@ -223,9 +229,7 @@ def outcome_stack(workdir: str) -> Iterator[Dict[str, Any]]:
     ``prom`` still running, and stop every server on exit."""
     from flask import Flask
 
-    rule_files = fast_rules(f"{workdir}/rules", windows=WINDOWS, pending=f"{PENDING_S}s",
-                            config={"min_samples": MIN_SAMPLES,
-                                    "quality_min_labels": QUALITY_MIN_LABELS})
+    rule_files = write_rules(CONFIG, f"{workdir}/rules")
     cmodels, cancer = cancer_models()
     pmodels, peng = penguin_models()
     models = cmodels + pmodels + [mass_model()]

@@ -24,7 +24,7 @@ import time
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 PROMETHEUS = shutil.which("prometheus")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -170,22 +170,28 @@ class Alertmanager(_Process):
 
 class Prometheus(_Process):
     """``prometheus`` scraping ``targets`` every ``interval`` and evaluating ``rule_files``
-    at the same interval, sending alerts to ``alertmanager`` (host:port) if given."""
+    at the same interval, sending alerts to ``alertmanager`` (host:port) if given.
+    ``target_labels`` adds labels to the series of some targets (host:port -> labels, a
+    static config's ``labels``), as a cluster or environment label would."""
 
     name = "prometheus"
 
     def __init__(self, workdir: str, targets: Sequence[str], rule_files: Sequence[str] = (),
                  alertmanager: Optional[str] = None, interval: str = "1s",
-                 scrape_timeout: Optional[str] = None, extra_args: Sequence[str] = ()):
+                 scrape_timeout: Optional[str] = None, extra_args: Sequence[str] = (),
+                 target_labels: Optional[Mapping[str, Mapping[str, str]]] = None):
         super().__init__(workdir)
         self.extra_args = list(extra_args)
         self.config_path = os.path.join(self.workdir, "prometheus.yml")
+        labelled = dict(target_labels or {})
+        static: List[Dict[str, Any]] = [{"targets": [t for t in targets if t not in labelled]}]
+        static += [{"targets": [t], "labels": dict(labels)} for t, labels in labelled.items()]
         config: Dict[str, Any] = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval,
                        "scrape_timeout": scrape_timeout or interval},
             "rule_files": [os.path.abspath(p) for p in rule_files],
             "scrape_configs": [{"job_name": "promdrift",
-                                "static_configs": [{"targets": list(targets)}]}],
+                                "static_configs": [s for s in static if s["targets"]]}],
         }
         if alertmanager:
             config["alerting"] = {"alertmanagers": [{"static_configs": [

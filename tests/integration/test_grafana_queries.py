@@ -1,15 +1,18 @@
-"""Every query of every dashboard in grafana/dashboards/, run against a real Prometheus.
+"""Every query of every drift dashboard, run against a real Prometheus.
 
 Two instrumented Flask apps serve real data (penguins: numeric and categorical features, a
 class output; breast cancer: numeric features, a class output and a numeric risk score), fed
 continuously from a background thread with drift and invalid values injected, so every
 statistic of both windows exists at the moment the queries run and the drift alerts fire.
-Prometheus scrapes every second and evaluates a fast copy of promql/ (``rulegen.fast_rules``:
-"1h" over 30 s, "5m" over 10 s, ``for:`` 2 s).
+Prometheus scrapes every second and evaluates the rules ``promdrift rules`` generates for
+:data:`CONFIG` (``generated.fast_config``: "1h" over 60 s, "5m" over 15 s, ``for:`` 3 s); the
+dashboards are those generated for the same configuration.
 
 The dashboard variables are resolved as Grafana would: the ``label_values(...)`` query of
 each query variable runs against Prometheus (``/api/v1/series``), custom variables take each
-of their options. Every target then runs with its variables substituted, as an instant query
+of their options (``window``: the window's name as text, for the rule names, and its range as
+value, for the fragments computed at query time). Every target then runs with its variables
+substituted, as an instant query
 for ``instant`` targets and as a range query (1 s step, ``$__rate_interval`` = 4 s) for the
 others, and must return at least one series with a finite value for every variable value it
 applies to (panels in a "Numeric ..." row apply to numeric features / outputs, panels in a
@@ -18,7 +21,6 @@ applies to (panels in a "Numeric ..." row apply to numeric features / outputs, p
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -28,9 +30,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import pytest
 
-from .grafana import (OUTCOME_DASHBOARDS, label_values, load_dashboards, rows, substitute,
-                      variable_query, variables)
-from .rulegen import fast_rules
+from .generated import fast_config, write_rules
+from .grafana import (OUTCOME_DASHBOARDS, Option, combinations, custom_options, generated,
+                      queries_without_data, query_series, row_applies, rows, substitute,
+                      variables)
 from .servers import PROMETHEUS, AppServer, Prometheus, wait_until
 
 pytestmark = [
@@ -45,6 +48,7 @@ TICK_S = 0.1
 BATCH = 100                 # rows per model and tick: 1,000 rows/s per model
 MAX_TICKS = 3000            # the feeding thread stops after 5 minutes whatever happens
 MIN_WINDOW_N = 2000         # rows in the 1h window before the queries run
+CONFIG = fast_config(thresholds={"min_samples": 50})
 BC_FEATURES = ["mean_radius", "mean_texture", "mean_perimeter", "mean_area", "mean_smoothness"]
 EXPECTED_ALERTS = {("PromdriftFeatureDrift", "penguins", "body_mass_g"),
                    ("PromdriftCategoricalDrift", "penguins", "island"),
@@ -124,8 +128,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     from promdrift.instrumentation import Baseline, DriftMonitor
 
     workdir = str(tmp_path_factory.mktemp("grafana"))
-    rule_files = fast_rules(f"{workdir}/rules", windows={"5m": "10s", "1h": "30s"},
-                            pending="2s", config={"min_samples": 50})
+    rule_files = write_rules(CONFIG, f"{workdir}/rules")
     models = _models()
     baselines = {m.name: Baseline.fit(m.train, model=m.name, predictions=m.outputs)
                  for m in models}
@@ -165,82 +168,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 # ------------------------------------------------------------------------- query helpers
 def _series(prom: Prometheus, expr: str, instant: bool, now: float) -> List[Dict[str, Any]]:
-    """``[{"metric": labels, "values": [floats]}]`` of an instant or range query."""
-    if instant:
-        data = prom.api("query", query=expr, time=f"{now:.3f}")
-        assert data["resultType"] == "vector", expr
-        return [{"metric": r["metric"], "values": [float(r["value"][1])]}
-                for r in data["result"]]
-    data = prom.api("query_range", query=expr, start=f"{now - RANGE_S:.3f}",
-                    end=f"{now:.3f}", step=str(SCRAPE_S))
-    assert data["resultType"] == "matrix", expr
-    return [{"metric": r["metric"], "values": [float(v) for _, v in r["values"]]}
-            for r in data["result"]]
-
-
-def _has_data(series: List[Dict[str, Any]]) -> bool:
-    return any(math.isfinite(v) for s in series for v in s["values"])
-
-
-def _combinations(stack: Stack, dash: Mapping[str, Any], now: float) -> List[Dict[str, Any]]:
-    """Every combination of variable values, query variables resolved in dashboard order
-    against Prometheus (a later variable's query uses the earlier variables' values)."""
-    combos: List[Dict[str, Any]] = [{}]
-    for name, v in variables(dash).items():
-        if name == "datasource":
-            continue
-        nxt = []
-        for c in combos:
-            if v["type"] == "custom":
-                values = [o["value"] for o in v["options"]]
-            else:
-                selector, label = label_values(substitute(variable_query(v), c))
-                found = stack.prom.api("series", **{"match[]": selector or "{__name__=~\".+\"}",
-                                                    "start": f"{now - 60:.3f}",
-                                                    "end": f"{now:.3f}"})
-                values = sorted({s[label] for s in found if label in s})
-                assert values, f"variable {name}: {variable_query(v)} found nothing"
-                if v.get("multi"):
-                    # the "All" option: Grafana sends allValue
-                    values = [v["allValue"]] if v.get("includeAll") else [values]
-            nxt.extend({**c, name: val} for val in values)
-        combos = nxt
-    return combos
+    return query_series(prom, expr, instant, now, RANGE_S, SCRAPE_S)
 
 
 def _applies(row: Optional[str], stack: Stack, combo: Mapping[str, Any]) -> bool:
-    """Panels of a "Numeric ..." / "Categorical ..." row apply to features or outputs of
-    that kind only."""
     subject = combo.get("feature") or combo.get("output")
-    if row is None or subject is None:
-        return True
-    kind = stack.kind(combo["model"], subject)
-    if row.startswith("Numeric"):
-        return kind == "numeric"
-    if row.startswith("Categorical"):
-        return kind == "categorical"
-    return True
+    return row_applies(row, None if subject is None else stack.kind(combo["model"], subject))
 
 
-DASHBOARDS = {n: d for n, d in load_dashboards().items() if n not in OUTCOME_DASHBOARDS}
+DASHBOARDS = {n: d for n, d in generated(CONFIG).items() if n not in OUTCOME_DASHBOARDS}
+
+
+def _window(dash: Mapping[str, Any], name: str) -> Option:
+    return next(o for o in custom_options(variables(dash)["window"]) if o.text == name)
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_every_panel_query_returns_data(stack: Stack, name: str) -> None:
     dash = DASHBOARDS[name]
     now = time.time()
-    combos = _combinations(stack, dash, now)
-    ran, empty = 0, []
-    for row, panel in rows(dash):
-        for t in panel.get("targets", []):
-            applicable = [c for c in combos if _applies(row, stack, c)]
-            assert applicable, (panel["title"], t["refId"])
-            for c in applicable:
-                expr = substitute(t["expr"], c, interval_s=SCRAPE_S, scrape_s=SCRAPE_S,
-                                  range_s=RANGE_S)
-                if not _has_data(_series(stack.prom, expr, t["instant"], now)):
-                    empty.append((panel["title"], t["refId"], c, expr))
-                ran += 1
+    combos = combinations(stack.prom, dash, now)
+    ran, empty = queries_without_data(stack.prom, dash, combos, now,
+                                      lambda row, p, t, c: _applies(row, stack, c),
+                                      RANGE_S, SCRAPE_S)
     assert not empty, f"{len(empty)} of {ran} queries returned no data, first: {empty[:3]}"
     print(f"\n{name}: {ran} queries over {len(combos)} variable combinations, all with data")
 
@@ -252,9 +202,12 @@ def test_annotation_queries_return_the_firing_alerts(stack: Stack, name: str) ->
     models = sorted(stack.models)
     queries = [a for a in dash["annotations"]["list"] if a.get("expr")]
     assert queries
+    multi = variables(dash)["model"]["multi"]
     for a in queries:
-        expr = substitute(a["expr"], {"model": models, "feature": "x", "output": "x"})
-        got = {s["metric"]["alertname"] for s in _series(stack.prom, expr, False, now)}
+        got = set()
+        for selection in ([models] if multi else models):   # a detail dashboard: one model
+            expr = substitute(a["expr"], {"model": selection, "feature": "x", "output": "x"})
+            got |= {s["metric"]["alertname"] for s in _series(stack.prom, expr, False, now)}
         assert {"PromdriftFeatureDrift", "PromdriftInvalidValuesHigh"} <= got, got
 
 
@@ -274,7 +227,7 @@ def test_merged_queries_join_on_the_same_labels(stack: Stack, name: str,
     the bins numerically."""
     dash = DASHBOARDS[name]
     now = time.time()
-    combos = [c for c in _combinations(stack, dash, now)
+    combos = [c for c in combinations(stack.prom, dash, now)
               if _applies(next(r for r, p in rows(dash) if p is panel), stack, c)]
     numeric_x = any(tr["id"] == "convertFieldType" for tr in panel["transformations"])
     x = panel.get("options", {}).get("xField")
@@ -303,7 +256,8 @@ def test_worst_feature_tops_the_overview(stack: Stack) -> None:
     dash = DASHBOARDS["promdrift-overview.json"]
     table = next(p for _, p in rows(dash) if p["type"] == "table"
                  and "KS" in p["title"])
-    expr = substitute(table["targets"][0]["expr"], {"model": ".+", "window": "1h"})
+    expr = substitute(table["targets"][0]["expr"], {"model": ".+",
+                                                    "window": _window(dash, "1h")})
     ratio = {(s["metric"]["model"], s["metric"]["feature"]): s["values"][0]
              for s in _series(stack.prom, expr, True, time.time())}
     worst = max(ratio, key=ratio.get)
@@ -325,8 +279,8 @@ def test_bar_charts_compare_probabilities(stack: Stack, name: str, panel: Dict[s
     row = next(r for r, p in rows(dash) if p is panel)
     x = panel["options"]["xField"]
     cdf = x == "le"
-    combos = [c for c in _combinations(stack, dash, now) if _applies(row, stack, c)
-              and c["window"] == "1h"]
+    combos = [c for c in combinations(stack.prom, dash, now) if _applies(row, stack, c)
+              and c["window"].text == "1h"]
     gaps = {}
     for c in combos:
         live, base = ({s["metric"][x]: s["values"][0] for s in _series(

@@ -1,18 +1,19 @@
-"""Every query of grafana/dashboards/promdrift-outcomes.json, run against a real Prometheus
-scraping apps with labels, facets and attributions (the shared stack of outcomes.py: two
-breast cancer classifiers with attributions, two penguin species classifiers with facet
-``island``, a penguin body mass regressor, each fed once with its true labels).
+"""Every query of the outcomes dashboard, run against a real Prometheus scraping apps with
+labels, facets and attributions (the shared stack of outcomes.py: two breast cancer
+classifiers with attributions, two penguin species classifiers with facet ``island``, a
+penguin body mass regressor, each fed once with its true labels).
 
+The dashboard is the one generated for the stack's rule configuration (``outcomes.CONFIG``).
 Variables are resolved as Grafana would (``label_values`` through ``/api/v1/series``, each
-option of the custom ``window``); every target runs with its variables substituted, as an
-instant query at the moment the whole feed is in both windows (``at``) or as a range query
-over the 20 s before it (1 s step, ``$__rate_interval`` = 4 s), and must return at least one
-series with a finite value for every combination its row applies to ("Categorical ..." /
-"Numeric ..." rows: outputs of that kind; "Bias ...": models with a facet; "Attributions":
-models fed attributions; queries of the validation quality: models whose baseline has it).
-The accuracy, macro F1, per-class F1, MAE, RMSE, DPPL and mean |attribution| queries must
-equal what numpy computes from the fed data; the labelled pairs, the fed count up to the
-extrapolation of increase().
+option of the custom ``window``: text the rule suffix, value the range); every target runs
+with its variables substituted, as an instant query at the moment the whole feed is in both
+windows (``at``) or as a range query over the 20 s before it (1 s step, ``$__rate_interval``
+= 4 s), and must return at least one series with a finite value for every combination its
+row applies to ("Categorical ..." / "Numeric ..." rows: outputs of that kind; "Bias ...":
+models with a facet; "Attributions": models fed attributions; queries of the validation
+quality: models whose baseline has it). The accuracy, macro F1, per-class F1, MAE, RMSE,
+DPPL and mean |attribution| queries must equal what numpy computes from the fed data; the
+labelled pairs, the fed count up to the extrapolation of increase().
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pytest
 
-from .grafana import label_values, load_dashboards, rows, substitute, variable_query, variables
-from .outcomes import accuracy, dppl, live_attribution, mae, rmse
+from .grafana import (Option, combinations, custom_options, generated, query_series,
+                      queries_without_data, rows, substitute, variables)
+from .outcomes import CONFIG, accuracy, dppl, live_attribution, mae, rmse
 from .servers import ALERTMANAGER, PROMETHEUS, Prometheus
 
 pytestmark = [
@@ -33,27 +35,14 @@ pytestmark = [
                        reason="needs the prometheus and prometheus-alertmanager binaries"),
 ]
 
-DASH = load_dashboards()["promdrift-outcomes.json"]
+DASH = generated(CONFIG)["promdrift-outcomes.json"]
+WINDOWS = {o.text: o for o in custom_options(variables(DASH)["window"])}
 SCRAPE_S = 1
 RANGE_S = 20
 
 
 def _series(prom: Prometheus, expr: str, instant: bool, at: float) -> List[Dict[str, Any]]:
-    """``[{"metric": labels, "values": [floats]}]`` of an instant or range query."""
-    if instant:
-        data = prom.api("query", query=expr, time=f"{at:.3f}")
-        assert data["resultType"] == "vector", expr
-        return [{"metric": r["metric"], "values": [float(r["value"][1])]}
-                for r in data["result"]]
-    data = prom.api("query_range", query=expr, start=f"{at - RANGE_S:.3f}", end=f"{at:.3f}",
-                    step=str(SCRAPE_S))
-    assert data["resultType"] == "matrix", expr
-    return [{"metric": r["metric"], "values": [float(v) for _, v in r["values"]]}
-            for r in data["result"]]
-
-
-def _has_data(series: List[Dict[str, Any]]) -> bool:
-    return any(math.isfinite(v) for s in series for v in s["values"])
+    return query_series(prom, expr, instant, at, RANGE_S, SCRAPE_S)
 
 
 def _run(run: Dict[str, Any], expr: str, combo: Dict[str, Any], instant: bool = True
@@ -66,27 +55,7 @@ def _run(run: Dict[str, Any], expr: str, combo: Dict[str, Any], instant: bool = 
 def combos(outcomes: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Every combination of variable values; a model without facets gets ``facet`` None
     (Grafana's empty variable), for which no bias panel applies."""
-    at = outcomes["at"]
-    out: List[Dict[str, Any]] = [{}]
-    for name, v in variables(DASH).items():
-        if name == "datasource":
-            continue
-        nxt = []
-        for c in out:
-            if v["type"] == "custom":
-                values: List[Optional[str]] = [o["value"] for o in v["options"]]
-            else:
-                known = {k: ("" if x is None else x) for k, x in c.items()}
-                selector, label = label_values(substitute(variable_query(v), known))
-                found = outcomes["prom"].api("series", **{"match[]": selector,
-                                                          "start": f"{at - 60:.3f}",
-                                                          "end": f"{at:.3f}"})
-                values = sorted({s[label] for s in found if label in s})
-                if name == "facet" and not values:
-                    values = [None]
-                assert values, f"variable {name}: {variable_query(v)} found nothing"
-            nxt.extend({**c, name: val} for val in values)
-        out = nxt
+    out = combinations(outcomes["prom"], DASH, outcomes["at"], optional=["facet"])
     assert {c["model"] for c in out} == set(outcomes["models"])
     return out
 
@@ -108,26 +77,23 @@ def _applies(row: Optional[str], run: Dict[str, Any], combo: Dict[str, Any],
     return True
 
 
+def _window(name: str) -> Option:
+    return WINDOWS[name]
+
+
 def _subst(combo: Dict[str, Any]) -> Dict[str, Any]:
     return {k: ("" if v is None else v) for k, v in combo.items()}
 
 
 def test_every_panel_query_returns_data(outcomes: Dict[str, Any], combos) -> None:
-    ran, empty, panels = 0, [], set()
-    for row, panel in rows(DASH):
-        assert row is not None, panel["title"]
-        for t in panel["targets"]:
-            applicable = [c for c in combos if _applies(row, outcomes, c, t["expr"])]
-            assert applicable, (panel["title"], t["refId"])
-            for c in applicable:
-                if not _has_data(_run(outcomes, t["expr"], _subst(c), t["instant"])):
-                    empty.append((panel["title"], t["refId"], c))
-                ran += 1
-            panels.add(panel["id"])
+    assert all(row is not None for row, _ in rows(DASH))
+    ran, empty = queries_without_data(
+        outcomes["prom"], DASH, combos, outcomes["at"],
+        lambda row, p, t, c: _applies(row, outcomes, c, t["expr"]), RANGE_S, SCRAPE_S)
     assert not empty, f"{len(empty)} of {ran} queries returned no data, first: {empty[:3]}"
     n_targets = sum(len(p["targets"]) for _, p in rows(DASH))
-    print(f"\npromdrift-outcomes.json: {len(panels)} panels, {n_targets} queries, {ran} runs "
-          f"over {len(combos)} variable combinations, all with data")
+    print(f"\npromdrift-outcomes.json: {len(list(rows(DASH)))} panels, {n_targets} queries, "
+          f"{ran} runs over {len(combos)} variable combinations, all with data")
 
 
 def test_merged_queries_return_the_same_label_names(outcomes: Dict[str, Any], combos) -> None:
@@ -172,7 +138,7 @@ def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> No
     """Both windows hold the whole feed at ``at``: the dashboard's quality equals numpy's."""
     checked = 0
     for name, m in outcomes["models"].items():
-        c = {"model": name, "output": m.output, "window": window, "facet": ""}
+        c = {"model": name, "output": m.output, "window": _window(window), "facet": ""}
         pairs = _run(outcomes, _target("Labelled pairs in the window")["expr"], c)
         # increase() extrapolates the counter to the window's edges (ratios of two counters
         # scraped together, like accuracy or MAE, cancel it; a count does not)
@@ -196,7 +162,7 @@ def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> No
         checked += 1
     assert checked == 5
     # the degraded classifier shows as degraded, beyond the tolerance
-    c = {"model": "cancer_bad", "output": "diagnosis", "window": window, "facet": ""}
+    c = {"model": "cancer_bad", "output": "diagnosis", "window": _window(window), "facet": ""}
     deg = _by(_run(outcomes, _target("Degradation vs tolerance")["expr"], c), "metric")
     assert deg["accuracy"] > 0.05
 
@@ -206,7 +172,7 @@ def test_bias_table_equals_numpy(outcomes: Dict[str, Any]) -> None:
     checked = 0
     for name in ("penguins_ok", "penguins_bad"):
         m = outcomes["models"][name]
-        c = {"model": name, "output": "species", "facet": "island", "window": "1h"}
+        c = {"model": name, "output": "species", "facet": "island", "window": _window("1h")}
         live = _by(_run(outcomes, table["targets"][0]["expr"], c), "group", "class")
         base = _by(_run(outcomes, table["targets"][1]["expr"], c), "group", "class")
         groups = np.array([r["island"] for r in m.rows], dtype=object)
@@ -225,7 +191,7 @@ def test_attribution_bars_equal_numpy(outcomes: Dict[str, Any]) -> None:
     bars = next(p for _, p in rows(DASH) if p["title"].startswith("Mean |attribution|"))
     cancer = outcomes["cancer"]
     for name in ("cancer_ok", "cancer_bad"):
-        c = {"model": name, "window": "1h"}
+        c = {"model": name, "window": _window("1h")}
         live = _by(_run(outcomes, bars["targets"][0]["expr"], c), "feature")
         base = _by(_run(outcomes, bars["targets"][1]["expr"], c), "feature")
         assert live == pytest.approx(live_attribution(outcomes["models"][name],
@@ -238,7 +204,9 @@ def test_attribution_bars_equal_numpy(outcomes: Dict[str, Any]) -> None:
 
 def test_annotation_shows_the_outcome_alerts(outcomes: Dict[str, Any]) -> None:
     (a,) = [a for a in DASH["annotations"]["list"] if a.get("expr")]
-    expr = substitute(a["expr"], {"model": sorted(outcomes["models"])})
-    got = {(s["metric"]["alertname"], s["metric"]["model"])
-           for s in _series(outcomes["prom"], expr, False, outcomes["alerts_at"])}
+    got = set()
+    for model in sorted(outcomes["models"]):          # the dashboard shows one model
+        expr = substitute(a["expr"], {"model": model})
+        got |= {(s["metric"]["alertname"], s["metric"]["model"])
+                for s in _series(outcomes["prom"], expr, False, outcomes["alerts_at"])}
     assert got == outcomes["expected"]

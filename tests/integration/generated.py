@@ -1,0 +1,36 @@
+"""Rules and dashboards generated for tests: the production text over windows of seconds.
+
+    config = fast_config(keep_labels=["cluster"], thresholds={"min_samples": 100})
+    rule_files = write_rules(config, f"{workdir}/rules")     # rules.yml, alerts.yml
+    boards = generated(config)                               # (grafana.py) its dashboards
+
+:func:`fast_config` is a :class:`promdrift.promql.RulesConfig` whose windows keep their names
+(``...:5m`` and ``...:1h`` rules) but cover :data:`FAST_RANGES` (15 s and 60 s: with a 1 s
+scrape interval the "1h" statistics cover the last minute of traffic), whose groups all run
+at the test Prometheus' global evaluation interval, and whose alerts are pending for
+:data:`PENDING`. Everything else (expressions, thresholds, names) is what ``promdrift rules``
+generates for users; the dashboards of the same configuration read these rules, their
+``window`` variable pairing each window's name with its range.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from promdrift.promql import RulesConfig, generate
+
+FAST_RANGES = {"5m": "15s", "1h": "60s"}
+PENDING = "3s"
+
+
+def fast_config(**options: Any) -> RulesConfig:
+    """The options, over :data:`FAST_RANGES` and :data:`PENDING` unless given."""
+    defaults = {"ranges": FAST_RANGES, "intervals": {w: None for w in FAST_RANGES},
+                "pending": {"*": PENDING}}
+    return RulesConfig(**{**defaults, **options})
+
+
+def write_rules(config: RulesConfig, outdir: str) -> List[str]:
+    """Write ``config``'s rule files into ``outdir``; return the paths Prometheus loads."""
+    paths = generate(config, outdir, dashboards=False)
+    return [p for p in paths if p.endswith(("rules.yml", "alerts.yml"))]
