@@ -22,27 +22,27 @@ from __future__ import annotations
 import os
 from typing import Any, List, Mapping, Optional, Sequence
 
-from promdrift.promql import RulesConfig, generate
+from promdrift.promql import RulesConfig
+
+from .generated import FAST_RANGES, PENDING, fast_config, write_rules
 
 RULE_FILES = ("rules.yml", "alerts.yml")
-DEFAULT_WINDOWS = {"5m": "15s", "1h": "60s"}
+DEFAULT_WINDOWS = FAST_RANGES
 
 
-def rules_config(windows: Optional[Mapping[str, str]] = None, pending: str = "3s",
+def rules_config(windows: Optional[Mapping[str, str]] = None, pending: str = PENDING,
                  config: Optional[Mapping[str, Any]] = None,
                  keep_labels: Sequence[str] = (), selector: str = "") -> RulesConfig:
-    """The generator options of the fast rules."""
+    """The generator options of the fast rules (``generated.fast_config``)."""
     windows = dict(DEFAULT_WINDOWS if windows is None else windows)
-    return RulesConfig(windows=tuple(windows), ranges=windows, pending={"*": pending},
+    return fast_config(windows=tuple(windows), ranges=windows, pending={"*": pending},
                        intervals={w: None for w in windows}, thresholds=dict(config or {}),
                        keep_labels=tuple(keep_labels), selector=selector)
 
 
 def fast_rules(outdir: str, windows: Optional[Mapping[str, str]] = None,
-               pending: str = "3s", config: Optional[Mapping[str, Any]] = None,
+               pending: str = PENDING, config: Optional[Mapping[str, Any]] = None,
                keep_labels: Sequence[str] = (), selector: str = "") -> List[str]:
     """Write the fast rules.yml and alerts.yml into ``outdir``; return their paths."""
-    cfg = rules_config(windows, pending, config, keep_labels, selector)
     os.makedirs(outdir, exist_ok=True)
-    generate(cfg, outdir, dashboards=False)
-    return [os.path.join(outdir, name) for name in RULE_FILES]
+    return write_rules(rules_config(windows, pending, config, keep_labels, selector), outdir)
