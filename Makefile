@@ -64,6 +64,7 @@ bench: venv
 	$(BIN)/python benchmarks/observe.py
 	$(BIN)/python benchmarks/exporter.py
 	$(BIN)/python benchmarks/landing.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/multivariate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts .demo
