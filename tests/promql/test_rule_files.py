@@ -285,10 +285,10 @@ def test_promtool_tests_hold_for_the_thresholds_in_force(path: str) -> None:
 
 
 def test_requirements_are_read() -> None:
-    values = dict(header_thresholds(), min_samples=500.0)
-    assert holds("980 < min_samples <= 1000", header_thresholds())
-    assert not holds("980 < min_samples <= 1000", values)
-    assert holds("ks_familywise == true", header_thresholds())
+    values = {"min_samples": 500.0, "ks_familywise": True, "ks_alpha": 0.01}
+    assert holds("490 < min_samples <= 500", values)
+    assert not holds("490 < min_samples <= 500", dict(values, min_samples=1000.0))
+    assert holds("ks_familywise == true", values) and holds("ks_alpha < 0.05", values)
     assert requirements(os.path.join(PROMQL, "tests", "alerts_test.yml"))
 
 
@@ -358,10 +358,12 @@ def single_group(path: str, index: int, directory, rules: str, alerts: str) -> s
     return str(directory / "case.yml")
 
 
+_DEFAULT = Thresholds()
 MUTANTS = [
     # (what is wrong, thresholds, text replaced in rules.yml, test file, test group index)
-    ("min_samples 900 instead of 1000", {"min_samples": 900}, None, "alerts_test.yml", 0),
-    ("c(0.1) instead of c(0.05)", {"ks_alpha": 0.1}, None, "familywise_test.yml", 0),
+    ("min_samples 10% low", {"min_samples": int(_DEFAULT.min_samples * 0.9)}, None,
+     "alerts_test.yml", 0),
+    ("ks_alpha doubled", {"ks_alpha": _DEFAULT.ks_alpha * 2}, None, "familywise_test.yml", 0),
     ("KS critical value per feature", {"ks_familywise": False}, None, "familywise_test.yml", 0),
     ("class regex without (?s)", {}, ('"(?s)(.*)"', '"(.*)"'), "quality_test.yml", 1),
 ]
