@@ -24,8 +24,8 @@ import yaml
 
 from promdrift.instrumentation.binning import format_le
 from promdrift.instrumentation.spec import SETTINGS, Thresholds
-from promdrift.promql import (ALERT_NAMES, Expressions, RulesConfig, alert_group, alerts_yaml,
-                              generate, recording_groups, rules_yaml)
+from promdrift.promql import (ALERT_NAMES, Expressions, RulesConfig, alerts_yaml, generate,
+                              recording_groups, rules_yaml)
 
 from . import PROMTOOLS, queries
 
