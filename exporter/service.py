@@ -301,9 +301,9 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             return e.response()
         if not features:
             pass
-        elif (monitor.capture is not None or monitor.outcomes is not None) and any(
-                i is not None for i in ids):
-            # ids feed data capture and the label store: row by row, each with its own id
+        elif monitor.plugins and any(i is not None for i in ids):
+            # ids feed the plugins (data capture, the label store): row by row, each with
+            # its own id
             for f, p, i in zip(features, predictions, ids):
                 monitor.observe(f, p, inference_id=i)
         elif len(features) == 1:
