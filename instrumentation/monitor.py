@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import math
 import operator
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -21,9 +23,21 @@ from .store import FEATURE, PREDICTION, CounterStore, Labels, Layout
 from .values import (ABSENT as _ABSENT, INF, NAN, NUMBER_TYPES as _NUMBER_TYPES, REASONS,
                      VALID, category, is_batch, number)
 
-__all__ = ["DriftMonitor"]
+__all__ = ["DriftMonitor", "shutdown_all"]
 
 log = logging.getLogger("promdrift")
+#: every monitor of this process, for :func:`shutdown_all`
+_live: "weakref.WeakSet[DriftMonitor]" = weakref.WeakSet()
+
+
+@atexit.register
+def shutdown_all() -> None:
+    """:meth:`DriftMonitor.shutdown` for every monitor of this process: what each plugin
+    queued is written (predictions to the label store, captured rows to their file). Runs
+    at interpreter exit, in the gunicorn configuration's ``worker_exit`` hook and in the
+    ASGI lifespan's shutdown."""
+    for monitor in list(_live):
+        monitor.shutdown()
 
 _SKIP = object()  # an output not given at all: neither binned nor counted
 _CHUNK = 255  # rows compared at once in a batch: a uint8 count per chunk cannot overflow
@@ -160,6 +174,7 @@ class DriftMonitor:
         self._edges_t = lay.edges_t
         if registry is not None:
             collector_for(registry).add(self)
+        _live.add(self)
         if capture is not None:
             self.capture_to(capture)
 

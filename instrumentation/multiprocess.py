@@ -448,6 +448,17 @@ def _files(directory: str) -> Iterator["re.Match[str]"]:
             yield m
 
 
+#: A run's shared label store (``quality.default_store_path``) and its SQLite companions.
+_LABELS = re.compile(r"^labels-.+-(?P<run>r\d+_\d+)\.sqlite3(?:-wal|-shm)?$")
+
+
+def _label_stores(directory: str) -> Iterator["re.Match[str]"]:
+    for name in sorted(os.listdir(directory)):
+        m = _LABELS.match(name)
+        if m is not None:
+            yield m
+
+
 def _writer(match: "re.Match[str]") -> Optional[int]:
     head = match["ident"].split("_", 1)[0]
     return int(head) if head.isdigit() and "_" in match["ident"] else None
@@ -478,8 +489,9 @@ def mark_process_dead(pid: int, directory: Optional[str] = None, timeout: float 
 
 def tidy(directory: Optional[str] = None, timeout: float = 10.0,
          keep: Optional[str] = None) -> "tuple[int, int]":
-    """Remove the counts files of earlier runs (whose master is gone) and fold those of this
-    run's dead processes into its archive; returns ``(removed, folded)``. Every new
+    """Remove the counts files (and shared label stores) of earlier runs, whose master is
+    gone, and fold those of this run's dead processes into its archive; returns
+    ``(removed, folded)``. Every new
     :class:`MultiprocessCounterStore` does this, so servers without a master hook (``uvicorn
     --workers``) neither sum an earlier run's counts nor pile up files of restarted workers.
     ``TimeoutError`` when scrapes keep the directory busy for ``timeout`` seconds; ``keep``:
@@ -504,15 +516,24 @@ def tidy(directory: Optional[str] = None, timeout: float = 10.0,
                     folded += 1
             except FileNotFoundError:
                 continue
+        for m in _label_stores(directory):
+            if m["run"] != run and not _run_alive(m["run"]):
+                try:
+                    os.unlink(os.path.join(directory, m.group(0)))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
     return removed, folded
 
 
 def clear_directory(directory: Optional[str] = None) -> int:
-    """Remove every promdrift counts file from ``directory`` (default: the environment's);
-    returns how many. For the server's start, before any worker exists."""
+    """Remove every promdrift counts file (and the label stores of runs,
+    ``quality.default_store_path``) from ``directory`` (default: the environment's); returns
+    how many. For the server's start, before any worker exists."""
     directory = check_directory(directory or os.environ.get(ENV) or "")
     removed = 0
-    for path in glob.glob(os.path.join(directory, f"*{_SUFFIX}")):
+    for path in glob.glob(os.path.join(directory, f"*{_SUFFIX}")) + [
+            os.path.join(directory, m.group(0)) for m in _label_stores(directory)]:
         try:
             os.unlink(path)
             removed += 1

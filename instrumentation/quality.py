@@ -531,7 +531,9 @@ class LabelTracker(Plugin):
     ``store``: a :class:`LabelStore`, or the path of its SQLite file (``":memory:"`` for
     none) with ``max_age`` / ``max_rows`` / ``hold`` as keywords; by default
     :func:`default_store_path`. ``observe`` queues predictions and writes up to
-    ``flush_rows`` of them (or ``flush_seconds`` worth) in one transaction.
+    ``flush_rows`` of them (or ``flush_seconds`` worth) in one transaction, in a worker
+    thread when it runs in an event loop's thread; a background thread writes what waited
+    for two ``flush_seconds`` when no request came to do it.
     """
 
     name = "labels"
@@ -550,6 +552,8 @@ class LabelTracker(Plugin):
         self.store: Optional[LabelStore] = None
         self._own_store: Optional[str] = None
         self._evicted: Tuple[int, int, int] = (0, 0, 0)
+        self._timer_pid: Optional[int] = None
+        self._stopped = threading.Event()
 
     def bind(self, monitor: Any) -> None:
         super().bind(monitor)
@@ -588,6 +592,8 @@ class LabelTracker(Plugin):
             self._queue.extend(items)
             due = (len(self._queue) >= self.flush_rows
                    or not now - self._queue[0][2] < self.flush_seconds)
+        if self._timer_pid != os.getpid():
+            self._start_timer()
         if due:
             loop = asyncio._get_running_loop()
             if loop is None:
@@ -600,6 +606,23 @@ class LabelTracker(Plugin):
             self.flush()
         except Exception:
             self.monitor._count_error()
+
+    def _start_timer(self) -> None:
+        """A thread that writes predictions queued for two ``flush_seconds`` when no
+        observe call came to do it, so that labels reaching another worker find them."""
+        with self._queue_lock:
+            if self._timer_pid == os.getpid():
+                return
+            self._timer_pid = os.getpid()
+        threading.Thread(target=self._timer, name="promdrift-labels", daemon=True).start()
+
+    def _timer(self) -> None:
+        while not self._stopped.wait(self.flush_seconds):
+            with self._queue_lock:
+                stale = bool(self._queue) and \
+                    self.clock() - self._queue[0][2] >= 2 * self.flush_seconds
+            if stale:
+                self._flush_counted()
 
     def flush(self) -> None:
         """Write the predictions queued by ``observe`` to the label store (one transaction
@@ -680,6 +703,7 @@ class LabelTracker(Plugin):
         ] + pending
 
     def close(self) -> None:
+        self._stopped.set()
         if self.store is None:
             return
         try:

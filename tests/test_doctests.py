@@ -21,7 +21,10 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
                  "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
                  "promdrift.exporter.service", "promdrift.exporter.client",
-                 "promdrift.exporter.serve", "promdrift.instrumentation.files"}
+                 "promdrift.exporter.serve", "promdrift.instrumentation.files",
+                 "promdrift.instrumentation.values", "promdrift.instrumentation.columns",
+                 "promdrift.instrumentation.plugins", "promdrift.instrumentation.tracking",
+                 "promdrift.instrumentation.asgi"}
 
 
 def test_the_core_modules_are_found():
