@@ -76,6 +76,9 @@ class Tracker:
         self.features = features
         self.prediction = prediction
         self.inference_id = inference_id
+        #: keys only, no id: the request path's common case, read in one step
+        self._keys = (isinstance(features, str) and isinstance(prediction, str)
+                      and inference_id is None)
 
     def features_of(self, body: Any) -> Any:
         """The features of a parsed body: ``body[features]``, or the whole body."""
@@ -121,6 +124,15 @@ class Tracker:
         (``ran``: it returned). ``features`` / ``rid``: already extracted (Flask's
         callables take the request), else read from ``body``."""
         m = self.monitor
+        if self._keys and type(body) is dict and (not ran or type(result) is dict):
+            try:
+                row = body[self.features]
+                pred = result[self.prediction] if ran else None
+            except KeyError:
+                pass
+            else:
+                m.observe(row, pred)
+                return
         try:
             if features is _UNREAD:
                 features = self.features_of(body)
@@ -135,9 +147,9 @@ class Tracker:
         else:
             m.observe(features, pred, inference_id=rid)
 
-    def flask_call(self, view: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    def flask_call(self, request: Any, view: Callable[..., Any], args: Any, kwargs: Any
+                   ) -> Any:
         """Run a Flask view, then count its request (also when it raises)."""
-        from flask import request
         try:
             result = view(*args, **kwargs)
         except BaseException:
@@ -147,6 +159,9 @@ class Tracker:
         return result
 
     def _flask_observe(self, request: Any, result: Any, ran: bool) -> None:
+        if self._keys:
+            self.observe(request.get_json(silent=True), result, ran)
+            return
         features, rid = _UNREAD, None
         try:
             if callable(self.features):
@@ -161,6 +176,23 @@ class Tracker:
                 rid = None
         body = request.get_json(silent=True)  # parsed once per request, cached by Flask
         self.observe(body, result, ran, features, rid)
+
+
+_flask_context: Any = None  # Flask's request context variable, once Flask is imported
+
+
+def _flask_request() -> Any:
+    """The request of the active Flask request context, or ``None`` (without importing
+    Flask when nothing did)."""
+    global _flask_context
+    cv = _flask_context
+    if cv is None:
+        if "flask" not in sys.modules:
+            return None
+        from flask.globals import _cv_request as cv  # no proxy on the hot path
+        _flask_context = cv
+    ctx = cv.get(None)
+    return ctx.request if ctx is not None else None
 
 
 def _cached_json(request: Any) -> Any:
@@ -231,10 +263,9 @@ def track(monitor: Any, features: Extractor, prediction: Extractor = None,
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 request = find_request(args, kwargs)
                 if request is None:
-                    if "flask" in sys.modules:
-                        from flask import has_request_context
-                        if has_request_context():
-                            return tracker.flask_call(view, args, kwargs)
+                    flask_request = _flask_request()
+                    if flask_request is not None:
+                        return tracker.flask_call(flask_request, view, args, kwargs)
                     return view(*args, **kwargs)
                 try:
                     result = view(*args, **kwargs)
