@@ -348,7 +348,7 @@ class DriftMonitor:
                 other.append(lay.invalid_slot(base + j, reason))
             else:
                 index = lay.cat_index[j]
-                other.append(lay.cat_offsets[j] + index.get(key, len(index)))
+                other.append(lay.cat_offsets[j] + index.get(key, lay.cat_other[j]))
         self.store.add_row(below, x, other)
 
     def _observe_batch(self, rows: Any, prediction: Any) -> None:
@@ -430,7 +430,7 @@ class DriftMonitor:
             if role == PREDICTION and prows is None:
                 continue
             index = lay.cat_index[j]
-            off, n_cat = lay.cat_offsets[j], len(index)
+            off, n_cat = lay.cat_offsets[j], lay.cat_other[j]
             inv = len(lay.numeric) + j
             for v in column(role, name, p):
                 if v is _SKIP:

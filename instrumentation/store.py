@@ -120,8 +120,10 @@ class Layout:
         for _, c in self.categorical:
             self.cat_offsets.append(pos)
             pos += len(c.categories) + 1
-        #: category key -> index, per categorical column (``CategoricalColumn.lookup``)
+        #: category key -> index, per categorical column (``CategoricalColumn.lookup``: it
+        #: may hold a second spelling of a category), and the index of ``__other__``
         self.cat_index: List[Dict[str, int]] = [c.lookup for _, c in self.categorical]
+        self.cat_other: List[int] = [len(c.categories) for _, c in self.categorical]
         self.invalid_base = pos
         pos += (fn + len(self.categorical)) * len(REASONS)
         self.size = pos
