@@ -381,13 +381,3 @@ def test_labels_route_errors(penguins_species):
     big = [{"inference_id": f"id{i}", "label": "Adelie"} for i in range(200)]
     assert client.post(LABELS_URL.format("tracked"), json=big, headers=auth).status_code == 413
     tracked.close()
-
-
-def test_cli_refuses_label_tracking_with_several_workers(penguins_species, tmp_path, capsys):
-    from promdrift.exporter.cli import main
-    path = tmp_path / "b.json"
-    penguins_species.save(str(path))
-    rc = main(["exporter", "--baseline", str(path), "--labels-dir", str(tmp_path / "labels"),
-               "--workers", "2"])
-    assert rc == 2
-    assert "--labels-dir needs --workers 1" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -58,29 +59,40 @@ def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_pa
     log = str(tmp_path / "exporter.log")
     argv = [os.path.join(BIN, "promdrift"), "exporter", "--baseline", baseline_path,
             "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--threads", "2",
-            "--max-requests", str(MAX_REQUESTS), "--multiproc-dir", str(mp)]
-    reference = DriftMonitor(baseline_path, registry=None)
-    sent = []
+            "--max-requests", str(MAX_REQUESTS), "--multiproc-dir", str(mp),
+            "--labels-dir", str(tmp_path / "labels")]
+    reference = DriftMonitor(baseline_path, registry=None).track_labels(":memory:")
+    sent, ids = [], []
     lock = threading.Lock()
 
     def make_request(t, i):
         k = 1 + (t + i) % 3  # 1 to 3 rows per request
         start = (t * REQUESTS + i) * 3 % len(rows)
         batch = [rows[(start + j) % len(rows)] for j in range(k)]
-        with lock:
-            sent.extend(batch)
         body = [{"features": f, "prediction": p, "id": f"{t}-{i}-{j}"}
                 for j, (f, p) in enumerate(map(split, batch))]
+        with lock:
+            sent.extend(batch)
+            ids.extend(row["id"] for row in body)
         return "/v1/models/penguins/observations", json.dumps(body)
+
+    def make_label(t, i):  # labels for the first row of each request, to any worker
+        return "/v1/models/penguins/labels", json.dumps(
+            {"inference_id": f"{t}-{i}-0", "label": "Adelie"})
 
     with GunicornProcess(argv, port, log_path=log) as server:
         failures = post_each(port, make_request, THREADS, REQUESTS)
         assert failures == []
+        assert post_each(port, make_label, THREADS, REQUESTS // 3) == []
+        time.sleep(3.5)  # predictions still queued in a worker reach the shared store
         # every worker, whichever answers, reports the same exact totals
         texts = [http_request("GET", server.url + "/metrics")[1].decode() for _ in range(WORKERS)]
         server_log = server.log()
     for f, p in map(split, sent):
-        reference.observe(f, p)
+        reference.observe(f, p, inference_id=ids.pop(0))
+    for t in range(THREADS):
+        for i in range(REQUESTS // 3):
+            reference.record_label(f"{t}-{i}-0", "Adelie")
     for text in texts:
         assert_same_counts(text, reference)
     assert reference.sample("promdrift_inferences_total") == len(sent) > THREADS * REQUESTS
