@@ -91,7 +91,12 @@ class DriftMonitor:
     per-process file summed with the other workers' files at scrape (docs/multiprocess.md).
 
     :meth:`observe` never raises: an internal error is counted in
-    ``promdrift_instrumentation_errors_total`` and logged once.
+    ``promdrift_instrumentation_errors_total`` and logged once. It counts the drift families
+    first (a dict row of finite numbers by the fast path, ``_dict_fast``; every other shape
+    by ``_observe_row`` / ``_observe_batch``), then hands the call to each plugin
+    (:meth:`use`: data capture, labels, facets, attributions), whose counters live in stores
+    of the same kind as :attr:`store`. :meth:`instrument` and :meth:`track` serve Flask and
+    ASGI apps (FastAPI, Starlette).
     """
 
     def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,

@@ -292,6 +292,8 @@ def _request_parameter(view: Any, request_type: Any) -> Optional[str]:
     for name, hint in hints.items():
         if isinstance(hint, type) and issubclass(hint, request_type):
             return name
+        if isinstance(hint, str) and hint.rsplit(".", 1)[-1] == "Request":  # unresolved
+            return name
     return None
 
 
