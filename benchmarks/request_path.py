@@ -178,8 +178,12 @@ def bench_inprocess(baseline_path: str, quick: bool) -> List[Dict[str, Any]]:
     out.append({"server": "Flask (WSGI callable)", **res})
     # FastAPI through its ASGI callable.
     m = request_apps.monitor()
-    apps = {"plain": request_apps.create_asgi(False), "tracked": request_apps.create_asgi(
-        True, m)}
+    try:
+        apps = {"plain": request_apps.create_asgi(False), "tracked": request_apps.create_asgi(
+            True, m)}
+    except AttributeError as e:  # a promdrift without the ASGI integration (before it)
+        print(f"(no ASGI measurement: {e})", file=sys.stderr)
+        return out
     loop = asyncio.new_event_loop()
     try:
         timers = {p: (lambda n, p=p: loop.run_until_complete(
@@ -225,8 +229,9 @@ def ab(url: str, payload_path: str, requests: int, concurrency: int = 4) -> floa
     return float(re.search(r"Requests per second:\s+([\d.]+)", out.stdout).group(1))
 
 
-def servers(port: int) -> Dict[str, Dict[str, List[str]]]:
-    """``{server: {variant: argv}}``; the variants listen on ``port`` and ``port + 1``."""
+def servers(port: int, before: bool = False) -> Dict[str, Dict[str, List[str]]]:
+    """``{server: {variant: argv}}``; the variants listen on ``port``, ``port + 1`` (and
+    ``port + 2``: the tracked app of another promdrift, ``--before``)."""
     py = sys.executable
     gunicorn_argv = [py, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "4",
                      "--chdir", HERE, "--log-level", "warning"]
@@ -239,35 +244,48 @@ def servers(port: int) -> Dict[str, Dict[str, List[str]]]:
     uvicorn_argv = [py, "-m", "uvicorn", "--app-dir", HERE, "--factory", "--host",
                     "127.0.0.1", "--log-level", "warning", "--no-access-log"]
     ports = {"plain": port, "tracked": port + 1}
+    if before:
+        ports["before"] = port + 2
     return {
         "gunicorn + Flask (1 worker x 4 threads)": {
             v: gunicorn_argv + ["--bind", f"127.0.0.1:{ports[v]}",
-                                f"request_apps:create_flask({v == 'tracked'})"]
+                                f"request_apps:create_flask({v != 'plain'})"]
             for v in ports},
         "uvicorn + FastAPI (1 worker)": {
-            v: uvicorn_argv + ["--port", str(ports[v]), f"request_apps:create_{v}_asgi"]
+            v: uvicorn_argv + ["--port", str(ports[v]),
+                               f"request_apps:create_{'plain' if v == 'plain' else 'tracked'}"
+                               "_asgi"]
             for v in ports},
     }
 
 
-def free_pair() -> int:
-    """A port ``p`` such that ``p`` and ``p + 1`` are both free on 127.0.0.1."""
+def free_ports(n: int) -> int:
+    """A port ``p`` such that ``p`` ... ``p + n - 1`` are free on 127.0.0.1."""
     import socket
     for _ in range(100):
         p = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p + 1))
-                return p
-            except OSError:
-                continue
-    raise RuntimeError("no two consecutive free ports")
+        try:
+            for i in range(1, n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p + i))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError(f"no {n} consecutive free ports")
 
 
-def bench_http(baseline_path: str, quick: bool, only: str = "") -> List[Dict[str, Any]]:
+def pooled(rps: List[float]) -> float:
+    """Requests per second over all rounds: equal request counts, so the harmonic mean."""
+    return len(rps) / sum(1.0 / r for r in rps)
+
+
+def bench_http(baseline_path: str, quick: bool, only: str = "",
+               before: str = "") -> List[Dict[str, Any]]:
+    """``before``: the import path of another promdrift (a checkout's package folder), whose
+    tracked app runs as a third variant in the same rounds."""
     if shutil.which("ab") is None:
         raise SystemExit("ab not found: apt-get install apache2-utils")
-    requests, rounds = (5_000, 2) if quick else (20_000, 4)
+    requests, rounds = (2_000, 3) if quick else (5_000, 10)
     tmp = tempfile.mkdtemp(prefix="promdrift-bench-")
     payload_path = os.path.join(tmp, "body.json")
     with open(payload_path, "wb") as f:
@@ -279,32 +297,37 @@ def bench_http(baseline_path: str, quick: bool, only: str = "") -> List[Dict[str
         for name in servers(0):
             if only and only not in name:
                 continue
-            port = free_pair()
-            procs = {v: subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-                     for v, argv in servers(port)[name].items()}
-            urls = {"plain": f"http://127.0.0.1:{port}", "tracked": f"http://127.0.0.1:{port + 1}"}
+            port = free_ports(3)
+            argvs = servers(port, before=bool(before))[name]
+            procs = {v: subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL,
+                                         env={**env, "PYTHONPATH": before} if v == "before"
+                                         else env)
+                     for v, argv in argvs.items()}
+            variants = list(procs)
+            urls = {v: f"http://127.0.0.1:{port + i}" for i, v in enumerate(variants)}
             try:
                 for v, proc in procs.items():
                     wait_ready(proc, urls[v] + "/healthz")
-                for v in procs:  # warm-up
+                for v in variants:  # warm-up
                     ab(urls[v] + "/predict", payload_path, 2000)
-                rps: Dict[str, List[float]] = {"plain": [], "tracked": []}
+                rps: Dict[str, List[float]] = {v: [] for v in variants}
                 for r in range(rounds):
-                    order = ("plain", "tracked", "tracked", "plain") if r % 2 == 0 else \
-                        ("tracked", "plain", "plain", "tracked")
-                    per: Dict[str, List[float]] = {"plain": [], "tracked": []}
-                    for v in order:
+                    turn = variants[r % len(variants):] + variants[:r % len(variants)]
+                    per: Dict[str, List[float]] = {v: [] for v in variants}
+                    for v in turn + turn[::-1]:  # ABC CBA: both halves of a round
                         per[v].append(ab(urls[v] + "/predict", payload_path, requests))
-                    for v in per:
+                    for v in variants:
                         rps[v].append(statistics.mean(per[v]))
-                text = urllib.request.urlopen(urls["tracked"] + "/metrics",
-                                              timeout=10).read().decode()
-                line = next(x for x in text.splitlines()
-                            if x.startswith("promdrift_inferences_total"))
-                want = 2000 + rounds * 2 * requests
-                if float(line.split()[-1]) != want:
-                    raise RuntimeError(f"{name}: /metrics says {line}, {want} were tracked")
+                for v in variants[1:]:
+                    text = urllib.request.urlopen(urls[v] + "/metrics",
+                                                  timeout=10).read().decode()
+                    line = next(x for x in text.splitlines()
+                                if x.startswith("promdrift_inferences_total"))
+                    want = 2000 + rounds * 2 * requests
+                    if float(line.split()[-1]) != want:
+                        raise RuntimeError(f"{name} {v}: /metrics says {line}, {want} were "
+                                           "tracked")
             finally:
                 for proc in procs.values():
                     proc.terminate()
@@ -315,8 +338,12 @@ def bench_http(baseline_path: str, quick: bool, only: str = "") -> List[Dict[str
                         proc.kill()
                         proc.wait(timeout=10)
             out.append({"server": name, "requests": requests, "rounds": rounds, **rps,
-                        "loss": [100.0 * (1 - t / p) for t, p in zip(rps["tracked"],
-                                                                     rps["plain"])]})
+                        **{f"loss_{v}": [100.0 * (1 - t / p) for t, p in zip(rps[v],
+                                                                            rps["plain"])]
+                           for v in variants[1:]},
+                        # every request of every round over all the time they took
+                        **{f"pooled_{v}": 100.0 * (1 - pooled(rps[v]) / pooled(rps["plain"]))
+                           for v in variants[1:]}})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -400,6 +427,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--part", choices=("inprocess", "http", "metrics"), action="append")
     ap.add_argument("--only", default="", help="http part: only servers whose name has this")
+    ap.add_argument("--before", default="", metavar="PYTHONPATH",
+                    help="http part: also serve the tracked app with the promdrift found on "
+                         "this import path (an earlier checkout), in the same rounds")
     args = ap.parse_args()
     parts = args.part or ["inprocess", "http", "metrics"]
     tmp = tempfile.mkdtemp(prefix="promdrift-bench-")
@@ -414,13 +444,20 @@ def main() -> None:
                       f"{statistics.median(r['tracked']):.1f} | {spread(r['added'])} |")
             print()
         if "http" in parts:
-            print("| server on 127.0.0.1, `ab -k -c 4` | requests per run | rounds | plain "
-                  "req/s | tracked req/s | throughput lost %: median (lowest to highest) |")
-            print("|---|---|---|---|---|---|")
-            for r in bench_http(path, args.quick, args.only):
-                print(f"| {r['server']} | {r['requests']:,} | {r['rounds']} | "
-                      f"{statistics.median(r['plain']):,.0f} | "
-                      f"{statistics.median(r['tracked']):,.0f} | {spread(r['loss'])} |")
+            cols = ("| plain req/s | tracked req/s | throughput lost % (all rounds) | lost % per "
+                    "round: median (lowest to highest) |")
+            if args.before:
+                cols += " before: tracked req/s | before: lost % (all rounds) | before: per round |"
+            print("| server on 127.0.0.1, `ab -k -c 4` | requests per run | rounds " + cols)
+            print("|---" * (7 + (3 if args.before else 0)) + "|")
+            for r in bench_http(path, args.quick, args.only, args.before):
+                line = (f"| {r['server']} | {r['requests']:,} | {r['rounds']} | "
+                        f"{pooled(r['plain']):,.0f} | {pooled(r['tracked']):,.0f} | "
+                        f"{r['pooled_tracked']:.1f} | {spread(r['loss_tracked'])} |")
+                if args.before:
+                    line += (f" {pooled(r['before']):,.0f} | {r['pooled_before']:.1f} | "
+                             f"{spread(r['loss_before'])} |")
+                print(line)
             print()
         if "metrics" in parts:
             print("| /metrics, 100 numeric features x 20 bins | p50 ms | best ms |")

@@ -267,12 +267,6 @@ class LabelStore:
 
 
 # ------------------------------------------------------------------------------ references
-def class_index(col: CategoricalColumn, value: Any) -> Optional[int]:
-    """Index of a class among the column's top-K (``len(categories)`` for ``__other__``),
-    ``None`` when the value is not a valid category: ``col.index(value)``."""
-    return col.index(value)
-
-
 def confusion_matrix(col: CategoricalColumn, y_true: Iterable[Any], y_pred: Iterable[Any]
                      ) -> np.ndarray:
     """``(K + 1, K + 1)`` counts, rows = actual class, columns = predicted class, over the
