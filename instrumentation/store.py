@@ -297,21 +297,22 @@ class CounterStore:
             _register(self)
 
     def drain(self) -> None:
-        """Count the deferred rows now (a few numpy calls for all of them)."""
-        for k, q in list(self.deferred.items()):
-            with self._drain_lock:  # one drainer at a time; appends never wait
+        """Count the deferred rows now (a few numpy calls for all of them). Drains run one
+        at a time, each to its end, so a snapshot never misses rows another thread took."""
+        with self._drain_lock:  # appends never wait for it
+            for k, q in list(self.deferred.items()):
                 n = len(q)
                 if not n:
                     continue
                 rows = [q.popleft() for _ in range(n)]  # later appends stay queued
-            x = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
-                            count=n * k).reshape(n, k)
-            below = cumulative_counts(x, self.layout.edges_t[:, :k])
-            total = x.sum(0)
-            with self.lock:
-                self.buckets_t[:, :k] += below
-                self.sums[:k] += total
-                self.counts[Layout.INFERENCES] += n
+                x = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
+                                count=n * k).reshape(n, k)
+                below = cumulative_counts(x, self.layout.edges_t[:, :k])
+                total = x.sum(0)
+                with self.lock:
+                    self.buckets_t[:, :k] += below
+                    self.sums[:k] += total
+                    self.counts[Layout.INFERENCES] += n
 
     def add_batch(self, increments: np.ndarray, rows: int) -> None:
         """A dense increment vector for the whole array (buckets already cumulative)."""
@@ -325,7 +326,7 @@ class CounterStore:
 
     def snapshot(self) -> np.ndarray:
         """A copy of all counts (deferred rows counted first), taken under the lock."""
-        if any(self.deferred.values()):
+        if self.deferred:  # a drift layout's store: wait for any drain under way
             self.drain()
         with self.lock:
             return self.counts.copy()

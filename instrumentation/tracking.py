@@ -147,18 +147,8 @@ class Tracker:
         else:
             m.observe(features, pred, inference_id=rid)
 
-    def flask_call(self, request: Any, view: Callable[..., Any], args: Any, kwargs: Any
-                   ) -> Any:
-        """Run a Flask view, then count its request (also when it raises)."""
-        try:
-            result = view(*args, **kwargs)
-        except BaseException:
-            self._flask_observe(request, None, ran=False)
-            raise
-        self._flask_observe(request, result, ran=True)
-        return result
-
-    def _flask_observe(self, request: Any, result: Any, ran: bool) -> None:
+    def flask_observe(self, request: Any, result: Any, ran: bool) -> None:
+        """Count a Flask request (``ran``: the view returned ``result``)."""
         if self._keys:
             self.observe(request.get_json(silent=True), result, ran)
             return
@@ -261,12 +251,18 @@ def track(monitor: Any, features: Extractor, prediction: Extractor = None,
         else:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                request = find_request(args, kwargs)
+                request = find_request(args, kwargs) if args or kwargs else None
                 if request is None:
                     flask_request = _flask_request()
-                    if flask_request is not None:
-                        return tracker.flask_call(flask_request, view, args, kwargs)
-                    return view(*args, **kwargs)
+                    if flask_request is None:
+                        return view(*args, **kwargs)
+                    try:
+                        result = view(*args, **kwargs)
+                    except BaseException:
+                        tracker.flask_observe(flask_request, None, ran=False)
+                        raise
+                    tracker.flask_observe(flask_request, result, ran=True)
+                    return result
                 try:
                     result = view(*args, **kwargs)
                 except BaseException:
