@@ -280,9 +280,10 @@ def test_uvicorn_workers_exact_totals_across_restarts_and_runs(penguins_rows, ba
     mp, capture = tmp_path / "mp", tmp_path / "capture"
     mp.mkdir()
     env = server_env(baseline_path, str(capture), str(mp))
-    argv = uvicorn_argv(port, "--workers", "2", "--limit-max-requests", "60")
+    argv = uvicorn_argv(port, "--workers", "2", "--limit-max-requests", "50")
     with Uvicorn(argv, port, env=env, log_path=str(tmp_path / "run1.log")) as server:
-        reference = exercise(port, penguins_rows, baseline_path, str(tmp_path / "reference"))
+        reference = exercise(port, penguins_rows, baseline_path, str(tmp_path / "reference"),
+                             threads=4, per_thread=40)
         assert_exact_totals(port, reference)
         log = server.log()
     assert log.count("died") >= 2, log  # workers reached the limit and were replaced
