@@ -70,8 +70,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .baseline import BaselineError, NumericColumn, _column_from_dict
-from .store import INF, NAN, NULL, REASONS, WRONG_TYPE
+from .columns import BaselineError, NumericColumn, column_from_dict as _column_from_dict
+from .values import INF, NAN, NULL, REASONS, WRONG_TYPE
 
 __all__ = ["Multivariate", "Embedding", "Reconstruction", "is_reserved", "reason_name",
            "RESERVED_PREFIXES",
