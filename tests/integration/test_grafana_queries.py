@@ -1,14 +1,15 @@
-"""Every query of every dashboard in grafana/dashboards/, run against a real Prometheus.
+"""Every query of every dashboard in grafana/dashboards/, run against every engine.
 
 Two instrumented Flask apps serve real data (penguins: numeric and categorical features, a
 class output; breast cancer: numeric features, a class output and a numeric risk score), fed
 continuously from a background thread with drift and invalid values injected, so every
 statistic of both windows exists at the moment the queries run and the drift alerts fire.
-Prometheus scrapes every second and evaluates a fast copy of promql/ (``rulegen.fast_rules``:
-"1h" over 30 s, "5m" over 10 s, ``for:`` 2 s).
+The engine (the ``engine`` fixture: Prometheus 2, Prometheus 3, VictoriaMetrics + vmalert,
+each a Grafana data source of type Prometheus) scrapes every second and evaluates the rules on
+a time scale of seconds ("1h" over 30 s, "5m" over 10 s, ``for:`` 2 s).
 
 The dashboard variables are resolved as Grafana would: the ``label_values(...)`` query of
-each query variable runs against Prometheus (``/api/v1/series``), custom variables take each
+each query variable runs against the engine (``/api/v1/series``), custom variables take each
 of their options. Every target then runs with its variables substituted, as an instant query
 for ``instant`` targets and as a range query (1 s step, ``$__rate_interval`` = 4 s) for the
 others, and must return at least one series with a finite value for every variable value it
@@ -18,6 +19,7 @@ applies to (panels in a "Numeric ..." row apply to numeric features / outputs, p
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -30,17 +32,15 @@ import pytest
 
 from .grafana import (OUTCOME_DASHBOARDS, label_values, load_dashboards, rows, substitute,
                       variable_query, variables)
-from .rulegen import fast_rules
-from .servers import PROMETHEUS, AppServer, Prometheus, wait_until
+from .engines import VMALERT_SAME_GROUP, EngineSpec, known_failure, rule_files
+from .servers import AppServer, RuleEngine, wait_until
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None, reason="needs the prometheus binary"),
-]
+pytestmark = pytest.mark.integration
 
 DATA = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "data")
 SCRAPE_S = 1
 RANGE_S = 20
+WINDOWS = {"5m": "10s", "1h": "30s"}
 TICK_S = 0.1
 BATCH = 100                 # rows per model and tick: 1,000 rows/s per model
 MAX_TICKS = 3000            # the feeding thread stops after 5 minutes whatever happens
@@ -106,7 +106,7 @@ def _drifted_batch(model: Model, rng: np.random.Generator) -> Tuple[List[Dict[st
 
 @dataclass
 class Stack:
-    prom: Prometheus
+    prom: RuleEngine
     models: Dict[str, Model]
     baselines: Dict[str, Any]
 
@@ -117,15 +117,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def stack(engine: EngineSpec, tmp_path_factory: pytest.TempPathFactory):
     from flask import Flask
     from prometheus_client import CollectorRegistry
 
     from promdrift.instrumentation import Baseline, DriftMonitor
 
-    workdir = str(tmp_path_factory.mktemp("grafana"))
-    rule_files = fast_rules(f"{workdir}/rules", windows={"5m": "10s", "1h": "30s"},
-                            pending="2s", config={"min_samples": 50})
+    workdir = str(tmp_path_factory.mktemp(f"grafana-{engine.id}"))
+    rules = rule_files(f"{workdir}/rules", windows=WINDOWS, pending="2s",
+                       thresholds={"min_samples": 50})
     models = _models()
     baselines = {m.name: Baseline.fit(m.train, model=m.name, predictions=m.outputs)
                  for m in models}
@@ -144,19 +144,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     feeder = threading.Thread(target=feed, name="grafana-traffic", daemon=True)
     with AppServer(monitors["penguins"].instrument(Flask("penguins"))) as a1, \
             AppServer(monitors["breast_cancer"].instrument(Flask("breast_cancer"))) as a2, \
-            Prometheus(workdir, [a1.address, a2.address], rule_files,
-                       interval=f"{SCRAPE_S}s") as prom:
+            engine.stack(workdir, [a1.address, a2.address], rules,
+                         interval=f"{SCRAPE_S}s") as prom:
         prom.wait_up(2, timeout=40)
         feeder.start()
         try:
+            window_n = (f"min(sum by (model, output) "
+                        f"(increase(promdrift_prediction_class_total[{WINDOWS['1h']}])))")
+
             def firing() -> bool:
+                prom.sync()
                 got = {(a["metric"]["alertname"], a["metric"]["model"],
                         a["metric"].get("feature") or a["metric"].get("output"))
                        for a in prom.query('ALERTS{alertstate="firing"}')}
-                n = prom.query("min(model_output:promdrift_prediction_class:increase1h)")
+                n = prom.query(window_n)
                 return EXPECTED_ALERTS <= got and bool(n) and n[0]["value"] >= MIN_WINDOW_N
-            wait_until(firing, timeout=40, interval=0.5,
-                       what=f"the injected drift alerts and {MIN_WINDOW_N} rows per window")
+            with contextlib.suppress(TimeoutError):  # the tests tell what is missing
+                wait_until(firing, timeout=60, interval=0.5,
+                           what=f"the injected drift alerts and {MIN_WINDOW_N} rows per window")
             yield Stack(prom, {m.name: m for m in models}, baselines)
         finally:
             stop.set()
@@ -164,7 +169,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 
 # ------------------------------------------------------------------------- query helpers
-def _series(prom: Prometheus, expr: str, instant: bool, now: float) -> List[Dict[str, Any]]:
+def _series(prom: RuleEngine, expr: str, instant: bool, now: float) -> List[Dict[str, Any]]:
     """``[{"metric": labels, "values": [floats]}]`` of an instant or range query."""
     if instant:
         data = prom.api("query", query=expr, time=f"{now:.3f}")
@@ -184,7 +189,7 @@ def _has_data(series: List[Dict[str, Any]]) -> bool:
 
 def _combinations(stack: Stack, dash: Mapping[str, Any], now: float) -> List[Dict[str, Any]]:
     """Every combination of variable values, query variables resolved in dashboard order
-    against Prometheus (a later variable's query uses the earlier variables' values)."""
+    against the engine (a later variable's query uses the earlier variables' values)."""
     combos: List[Dict[str, Any]] = [{}]
     for name, v in variables(dash).items():
         if name == "datasource":
@@ -297,9 +302,10 @@ def test_merged_queries_join_on_the_same_labels(stack: Stack, name: str,
     assert checked >= 1
 
 
-def test_worst_feature_tops_the_overview(stack: Stack) -> None:
+def test_worst_feature_tops_the_overview(stack: Stack, request) -> None:
     """The overview table sorts by KS / critical value: its first query, run for all models,
     ranks an injected drift first (a shifted feature), and a resampled clean one below 1."""
+    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
     dash = DASHBOARDS["promdrift-overview.json"]
     table = next(p for _, p in rows(dash) if p["type"] == "table"
                  and "KS" in p["title"])
@@ -316,10 +322,12 @@ def test_worst_feature_tops_the_overview(stack: Stack) -> None:
                                         if p["type"] == "barchart"],
                          ids=[f"{n}:{p['title']}" for n, p in _merged_panels()
                               if p["type"] == "barchart"])
-def test_bar_charts_compare_probabilities(stack: Stack, name: str, panel: Dict[str, Any]) -> None:
+def test_bar_charts_compare_probabilities(stack: Stack, name: str, panel: Dict[str, Any],
+                                          request) -> None:
     """Each bar series is a distribution: bin / category / class shares sum to 1 (up to the
     PSI floor of empty bins), a CDF rises to 1 at +Infinity; the injected drift shows as a
     large gap between a live and a baseline bar, the resampled (undrifted) columns do not."""
+    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
     dash = DASHBOARDS[name]
     now = time.time()
     row = next(r for r, p in rows(dash) if p is panel)

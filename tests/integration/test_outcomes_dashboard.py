@@ -1,4 +1,4 @@
-"""Every query of grafana/dashboards/promdrift-outcomes.json, run against a real Prometheus
+"""Every query of grafana/dashboards/promdrift-outcomes.json, run against every engine
 scraping apps with labels, facets and attributions (the shared stack of outcomes.py: two
 breast cancer classifiers with attributions, two penguin species classifiers with facet
 ``island``, a penguin body mass regressor, each fed once with its true labels).
@@ -23,22 +23,19 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pytest
 
+from .engines import VMALERT_SAME_GROUP, known_failure
 from .grafana import label_values, load_dashboards, rows, substitute, variable_query, variables
 from .outcomes import accuracy, dppl, live_attribution, mae, rmse
-from .servers import ALERTMANAGER, PROMETHEUS, Prometheus
+from .servers import RuleEngine
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
-                       reason="needs the prometheus and prometheus-alertmanager binaries"),
-]
+pytestmark = pytest.mark.integration
 
 DASH = load_dashboards()["promdrift-outcomes.json"]
 SCRAPE_S = 1
 RANGE_S = 20
 
 
-def _series(prom: Prometheus, expr: str, instant: bool, at: float) -> List[Dict[str, Any]]:
+def _series(prom: RuleEngine, expr: str, instant: bool, at: float) -> List[Dict[str, Any]]:
     """``[{"metric": labels, "values": [floats]}]`` of an instant or range query."""
     if instant:
         data = prom.api("query", query=expr, time=f"{at:.3f}")
@@ -112,7 +109,8 @@ def _subst(combo: Dict[str, Any]) -> Dict[str, Any]:
     return {k: ("" if v is None else v) for k, v in combo.items()}
 
 
-def test_every_panel_query_returns_data(outcomes: Dict[str, Any], combos) -> None:
+def test_every_panel_query_returns_data(outcomes: Dict[str, Any], combos, request) -> None:
+    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
     ran, empty, panels = 0, [], set()
     for row, panel in rows(DASH):
         assert row is not None, panel["title"]
@@ -130,9 +128,11 @@ def test_every_panel_query_returns_data(outcomes: Dict[str, Any], combos) -> Non
           f"over {len(combos)} variable combinations, all with data")
 
 
-def test_merged_queries_return_the_same_label_names(outcomes: Dict[str, Any], combos) -> None:
+def test_merged_queries_return_the_same_label_names(outcomes: Dict[str, Any], combos,
+                                                    request) -> None:
     """Grafana's merge joins rows on equal label columns: the queries of a bar chart or table
     must return the same label names (no ``__name__``)."""
+    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
     checked = 0
     for row, panel in rows(DASH):
         if not any(tr["id"] == "merge" for tr in panel.get("transformations", [])):
@@ -168,8 +168,9 @@ def _f1(m) -> Dict[str, float]:
 
 
 @pytest.mark.parametrize("window", ["1h", "5m"])
-def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> None:
+def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str, request) -> None:
     """Both windows hold the whole feed at ``at``: the dashboard's quality equals numpy's."""
+    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
     checked = 0
     for name, m in outcomes["models"].items():
         c = {"model": name, "output": m.output, "window": window, "facet": ""}
@@ -201,7 +202,8 @@ def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> No
     assert deg["accuracy"] > 0.05
 
 
-def test_bias_table_equals_numpy(outcomes: Dict[str, Any]) -> None:
+def test_bias_table_equals_numpy(outcomes: Dict[str, Any], request) -> None:
+    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
     table = next(p for _, p in rows(DASH) if p["title"] == "Bias: live vs validation")
     checked = 0
     for name in ("penguins_ok", "penguins_bad"):
