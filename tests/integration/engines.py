@@ -220,12 +220,13 @@ PROMETHEUS_3_LE = (
     "Prometheus 3 normalises scraped le values (3307000.0 -> 3.307e+06) and the PSI rules "
     "join le with the upper/lower labels of promdrift_baseline_feature_bin, which keep "
     "binning.format_le's Python repr: PSI of features with edges in [1e6, 1e16) is wrong")
-VMALERT_SAME_GROUP = (
-    "vmalert evaluates a rule that reads another rule of its group (increase -> cdf1h -> ks, "
-    "category ratio -> tvd, confusion -> accuracy ...) against that rule's result of an "
-    "earlier evaluation, written asynchronously: statistics are missing or wrong for the "
-    "first evaluations after traffic starts, and off while it changes (a CDF of a bucket "
-    "increase over the window count of another evaluation)")
+VMALERT_CHAINED_RULES = (
+    "vmalert evaluates a rule that reads another rule's result against what was written "
+    "before, one or more evaluations old (results are written asynchronously): rules of its "
+    "own group (increase -> cdf1h -> ks, category ratio -> tvd, confusion -> accuracy ...) "
+    "and of other groups (promdrift:config:*, the baseline group). Statistics are missing or "
+    "wrong for the first evaluations after traffic starts, and off while it changes (a CDF "
+    "of a bucket increase over the window count of another evaluation)")
 
 
 def known_failure(request: pytest.FixtureRequest, reason: str,

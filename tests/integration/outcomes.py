@@ -239,9 +239,7 @@ def outcome_stack(engine: EngineSpec, workdir: str) -> Iterator[Dict[str, Any]]:
             stack.enter_context(app)
         prom = stack.enter_context(engine.stack(workdir, [a.address for a in apps], rules,
                                                 hook.url))
-        prom.wait_up(len(apps), timeout=40)
-        wait_until(lambda: len(prom.query("count_over_time(up[30s]) >= 3"))
-                   >= len(apps), timeout=30, what="three scrapes of every target")
+        prom.wait_up(len(apps), timeout=40, scrapes=3)
         fed_at = time.monotonic()
         handled = {m.name: m.feed() for m in models}
 

@@ -238,19 +238,10 @@ class _QueryAPI:
             raise ValueError(f"{expr}: {data['resultType']} result, expected a vector")
         return [{"metric": r["metric"], "value": float(r["value"][1])} for r in data["result"]]
 
-    def wait_up(self, targets: int, timeout: float = 30.0) -> None:
-        """Until ``targets`` targets have been scraped successfully (``up == 1``)."""
-        def all_up() -> bool:
-            self.check_alive()
-            return len(self.query("up == 1")) >= targets
-        try:
-            wait_until(all_up, timeout, interval=0.5, what=f"{targets} targets up")
-        except TimeoutError as e:
-            raise TimeoutError(f"{e}\n{self.log_tail()}") from None
-
 
 class RuleEngine(_QueryAPI):
-    """A server that scrapes targets and evaluates rule groups: what a test asks of any engine.
+    """A server that scrapes targets and evaluates rule groups: what a test asks of any engine
+    (``query``, ``api``, ``wait_up``, ``wait_evaluated_after``).
 
     ``eval_delay`` is how far before its evaluation time an engine queries (0 for
     Prometheus); :meth:`rule_group_stamps` gives, per group, the timestamp of the samples its
@@ -268,6 +259,19 @@ class RuleEngine(_QueryAPI):
 
     def wait_written(self) -> None:
         """Until every rule result computed so far can be read back."""
+
+    def wait_up(self, targets: int, timeout: float = 30.0, scrapes: int = 1) -> None:
+        """Until each of ``targets`` targets has been scraped successfully ``scrapes`` times
+        (within the last 5 minutes)."""
+        def all_up() -> bool:
+            self.check_alive()
+            self.sync()
+            return len(self.query(f"sum_over_time(up[5m]) >= {scrapes}")) >= targets
+        try:
+            wait_until(all_up, timeout, interval=0.5,
+                       what=f"{targets} targets up, each scraped {scrapes} times")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}\n{self.log_tail()}") from None
 
     def wait_evaluated_after(self, since: float, targets: int, timeout: float = 60.0,
                              rounds: int = 1) -> float:

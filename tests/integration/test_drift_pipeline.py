@@ -45,7 +45,7 @@ import yaml
 from scipy.stats import ks_2samp
 
 from .engines import (ENGINE_PAIRS, ENGINES, EXTRAPOLATION, PAIR_IDS, PROMETHEUS_3_LE,
-                      VMALERT_SAME_GROUP, EngineSpec, known_failure, need, rule_files)
+                      VMALERT_CHAINED_RULES, EngineSpec, known_failure, need, rule_files)
 from .servers import AppServer, WebhookReceiver, wait_until
 
 pytestmark = pytest.mark.integration
@@ -313,11 +313,9 @@ def _pipeline(spec: EngineSpec, workdir: str) -> Run:
             app.__enter__()
         try:
             with spec.stack(workdir, [a.address for a in apps], rules, hook.url) as engine:
-                engine.wait_up(len(apps), timeout=40)   # first scrape: every counter at 0
-                # A few more zero scrapes, so that increase()'s extrapolation to the end of
-                # the window adds at most ~1/5 to the counts (see EXTRAPOLATION).
-                wait_until(lambda: len(engine.query("count_over_time(up[30s]) >= 6"))
-                           >= len(apps), timeout=30, what="six scrapes of every target")
+                # Six scrapes with every counter at 0, so that increase()'s extrapolation to
+                # the end of the window adds at most ~1/5 to the counts (see EXTRAPOLATION).
+                engine.wait_up(len(apps), timeout=40, scrapes=6)
                 fed_at = time.monotonic()
                 fed_wall = time.time()
                 for s in scenarios:
@@ -436,14 +434,14 @@ def _within_extrapolation(run: Run, got: float, at_fed_count: Any, fed: float) -
 
 # ----------------------------------------------------------------------------------- tests
 def test_every_statistic_is_recorded_for_every_feature(run: Run, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     want = series_per_statistic(run.scenarios, run.baselines)
     got = {k: len(run.values[k]) for k in want}
     assert got == want
 
 
 def test_ks_rule_equals_numpy_binned_ks(run: Run, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     ks = run.values["ks"]
     checked = 0
     for s, col, e in _numeric(run):
@@ -456,7 +454,7 @@ def test_ks_rule_equals_numpy_binned_ks(run: Run, request) -> None:
 
 def test_ks_rule_agrees_with_exact_two_sample_ks(run: Run, request) -> None:
     """0 <= exact - binned <= the largest single-bin probability of either side."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     ks = run.values["ks"]
     gaps = []
     for s, col, e in _numeric(run):
@@ -476,7 +474,7 @@ def test_window_count_is_the_fed_count(run: Run, request) -> None:
     """n is the fed count of valid values times increase()'s extrapolation factor, which is
     the same for every series of a target (EXTRAPOLATION); that is why the statistics above
     match numpy exactly. INTERMEDIATE: reads the window count rule."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     lo, hi = EXTRAPOLATION[run.engine]
     n = run.values["n"]
     factors_seen = []
@@ -492,7 +490,7 @@ def test_window_count_is_the_fed_count(run: Run, request) -> None:
 
 def test_critical_value_rule(run: Run, request) -> None:
     """c * sqrt((n + m) / (n m)) with n the fed count up to the engine's extrapolation."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     crit = run.values["crit"]
     for s, col, e in _numeric(run):
         key = (s.model, col.name)
@@ -504,7 +502,7 @@ def test_critical_value_rule(run: Run, request) -> None:
 @pytest.mark.intermediate
 def test_critical_value_rule_uses_the_window_count(run: Run, request) -> None:
     """INTERMEDIATE: the critical value from the engine's own window count rule."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     crit, n = run.values["crit"], run.values["n"]
     for s, col, e in _numeric(run):
         key = (s.model, col.name)
@@ -514,7 +512,7 @@ def test_critical_value_rule_uses_the_window_count(run: Run, request) -> None:
 
 def test_psi_rule_equals_numpy(run: Run, request) -> None:
     known_failure(request, PROMETHEUS_3_LE, ["prometheus-3"])
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     psi = run.values["psi"]
     wrong = []
     for s, col, e in _numeric(run):
@@ -525,7 +523,7 @@ def test_psi_rule_equals_numpy(run: Run, request) -> None:
 
 
 def test_categorical_rules_equal_numpy(run: Run, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     tvd, unseen = run.values["tvd"], run.values["unseen"]
     checked = 0
     for s, col, pb, pl, n, m in _categorical(run):
@@ -542,7 +540,7 @@ def test_categorical_rules_equal_numpy(run: Run, request) -> None:
 
 
 def test_prediction_class_tvd_equals_numpy(run: Run, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     checked = 0
     for s, col, pb, pl, n, m in _outputs(run):
         key = (s.model, col.name)
@@ -557,7 +555,7 @@ def test_prediction_class_tvd_equals_numpy(run: Run, request) -> None:
 @pytest.mark.intermediate
 def test_no_drift_tvd_uses_the_window_count(run: Run, request) -> None:
     """INTERMEDIATE: the no-drift TVD from the engine's own window count rules."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     for rows, noise, count in ((_categorical(run), "tvd_noise", "cat_n"),
                                (_outputs(run), "class_tvd_noise", "class_n")):
         for s, col, pb, pl, n, m in rows:
@@ -567,7 +565,7 @@ def test_no_drift_tvd_uses_the_window_count(run: Run, request) -> None:
 
 
 def test_invalid_ratio_equals_numpy(run: Run, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     checked = 0
     for s in run.scenarios:
         for col in run.baselines[s.dataset].features:
@@ -579,7 +577,7 @@ def test_invalid_ratio_equals_numpy(run: Run, request) -> None:
 
 
 def test_drift_alerts_reach_the_webhook(run: Run, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     expected = expected_alerts(run.scenarios, run.baselines, run.values)
     for s in run.scenarios:  # the injected drift is among what numpy expects
         assert {(a, s.model, f) for a, f in s.injected} <= expected
@@ -599,7 +597,7 @@ def test_drift_alerts_reach_the_webhook(run: Run, request) -> None:
 
 def test_no_drift_run_raises_no_alert(run: Run, request) -> None:
     known_failure(request, PROMETHEUS_3_LE, ["prometheus-3"])
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     clean = {s.model for s in run.scenarios if not s.injected}
     expected = expected_alerts(run.scenarios, run.baselines, run.values)
     assert not {k for k in expected if k[1] in clean}, "the clean resample is not clean"
@@ -619,7 +617,7 @@ def test_engines_agree(reference: str, other: str, request,
     if "prometheus-3" in (reference, other):
         known_failure(request, PROMETHEUS_3_LE)
     if "victoriametrics" in (reference, other):
-        known_failure(request, VMALERT_SAME_GROUP)
+        known_failure(request, VMALERT_CHAINED_RULES)
     (alo, ahi), (blo, bhi) = EXTRAPOLATION[reference], EXTRAPOLATION[other]
     count_bound = math.sqrt(max(ahi / blo, bhi / alo))   # statistics ~ 1 / sqrt(n)
     report, wrong = [], []

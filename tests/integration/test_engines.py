@@ -6,6 +6,7 @@ which the rule already holds the jump (exactly on VictoriaMetrics, up to increas
 extrapolation on Prometheus) while a reading a second before the jump holds 0, and the alert
 must reach the webhook through the engine's Alertmanager with exactly the rule's labels. This
 is what the other integration modules rely on to read promdrift's rules at the right moment.
+The last tests check how a missing engine is reported.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Dict
 import pytest
 import yaml
 
-from .engines import EXTRAPOLATION, EngineSpec
+from .engines import ENGINES, EXTRAPOLATION, REQUIRE_ENV, EngineSpec, need
 from .servers import AppServer, WebhookReceiver, wait_until
 
 pytestmark = pytest.mark.integration
@@ -46,9 +47,7 @@ def harness(engine: EngineSpec, tmp_path_factory: pytest.TempPathFactory) -> Dic
     events = Counter("harness_events", "Events.", registry=registry)
     with WebhookReceiver() as hook, AppServer(make_wsgi_app(registry)) as app, \
             engine.stack(workdir, [app.address], [path], hook.url) as eng:
-        eng.wait_up(1, timeout=40)
-        wait_until(lambda: eng.query("count_over_time(up[30s]) >= 6"), timeout=30,
-                   what="six scrapes")
+        eng.wait_up(1, timeout=40, scrapes=6)   # the counter at 0 (see EXTRAPOLATION)
         since = time.time()
         events.inc(JUMP)
         at = eng.wait_evaluated_after(since, 1)
@@ -82,3 +81,24 @@ def test_the_alert_reaches_the_webhook_with_the_rule_labels(harness) -> None:
                            "severity": "warning"}
     assert a["annotations"]["summary"] == "events seen"
     assert a["annotations"]["description"].endswith(" events in the window")
+
+
+def test_a_missing_engine_is_skipped_or_fails_when_required(monkeypatch) -> None:
+    spec = EngineSpec("nowhere", {"prometheus": None}, remedy="fetch it",
+                      servers=("prometheus",))
+    assert spec.missing() == "nowhere: prometheus not found; fetch it"
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="fetch it"):
+        need(spec)
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="every engine must run"):
+        need(spec)
+
+
+def test_a_prometheus_of_another_major_version_does_not_count() -> None:
+    system = ENGINES["prometheus-2"].binaries["prometheus"]
+    if system is None:
+        pytest.skip("no system prometheus")
+    spec = EngineSpec("p9", {"prometheus": system}, remedy="-", prometheus_major=9,
+                      servers=("prometheus",))
+    assert spec.missing().endswith(", not 9.x")

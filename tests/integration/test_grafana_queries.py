@@ -32,7 +32,7 @@ import pytest
 
 from .grafana import (OUTCOME_DASHBOARDS, label_values, load_dashboards, rows, substitute,
                       variable_query, variables)
-from .engines import VMALERT_SAME_GROUP, EngineSpec, known_failure, rule_files
+from .engines import VMALERT_CHAINED_RULES, EngineSpec, known_failure, rule_files
 from .servers import AppServer, RuleEngine, wait_until
 
 pytestmark = pytest.mark.integration
@@ -305,7 +305,7 @@ def test_merged_queries_join_on_the_same_labels(stack: Stack, name: str,
 def test_worst_feature_tops_the_overview(stack: Stack, request) -> None:
     """The overview table sorts by KS / critical value: its first query, run for all models,
     ranks an injected drift first (a shifted feature), and a resampled clean one below 1."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     dash = DASHBOARDS["promdrift-overview.json"]
     table = next(p for _, p in rows(dash) if p["type"] == "table"
                  and "KS" in p["title"])
@@ -327,7 +327,7 @@ def test_bar_charts_compare_probabilities(stack: Stack, name: str, panel: Dict[s
     """Each bar series is a distribution: bin / category / class shares sum to 1 (up to the
     PSI floor of empty bins), a CDF rises to 1 at +Infinity; the injected drift shows as a
     large gap between a live and a baseline bar, the resampled (undrifted) columns do not."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     dash = DASHBOARDS[name]
     now = time.time()
     row = next(r for r, p in rows(dash) if p is panel)

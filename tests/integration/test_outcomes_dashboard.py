@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pytest
 
-from .engines import VMALERT_SAME_GROUP, known_failure
+from .engines import VMALERT_CHAINED_RULES, known_failure
 from .grafana import label_values, load_dashboards, rows, substitute, variable_query, variables
 from .outcomes import accuracy, dppl, live_attribution, mae, rmse
 from .servers import RuleEngine
@@ -110,7 +110,7 @@ def _subst(combo: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def test_every_panel_query_returns_data(outcomes: Dict[str, Any], combos, request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     ran, empty, panels = 0, [], set()
     for row, panel in rows(DASH):
         assert row is not None, panel["title"]
@@ -132,7 +132,7 @@ def test_merged_queries_return_the_same_label_names(outcomes: Dict[str, Any], co
                                                     request) -> None:
     """Grafana's merge joins rows on equal label columns: the queries of a bar chart or table
     must return the same label names (no ``__name__``)."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     checked = 0
     for row, panel in rows(DASH):
         if not any(tr["id"] == "merge" for tr in panel.get("transformations", [])):
@@ -170,7 +170,7 @@ def _f1(m) -> Dict[str, float]:
 @pytest.mark.parametrize("window", ["1h", "5m"])
 def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str, request) -> None:
     """Both windows hold the whole feed at ``at``: the dashboard's quality equals numpy's."""
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     checked = 0
     for name, m in outcomes["models"].items():
         c = {"model": name, "output": m.output, "window": window, "facet": ""}
@@ -203,7 +203,7 @@ def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str, reque
 
 
 def test_bias_table_equals_numpy(outcomes: Dict[str, Any], request) -> None:
-    known_failure(request, VMALERT_SAME_GROUP, ["victoriametrics"])
+    known_failure(request, VMALERT_CHAINED_RULES, ["victoriametrics"])
     table = next(p for _, p in rows(DASH) if p["title"] == "Bias: live vs validation")
     checked = 0
     for name in ("penguins_ok", "penguins_bad"):
