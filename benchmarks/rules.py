@@ -16,7 +16,7 @@ on its own 127.0.0.1 port and fed a steady stream of standard normal rows from a
 2. Drift to webhook: a target of ``--latency-features`` features (same replicas, same rate;
    small enough that a 1 s evaluation interval is not overrun) and a second Prometheus (1 s
    scrape and evaluation) with the fast copy of the rules used by the integration tests
-   (tests/integration/rulegen.py: windows ``--fast-window``, every ``for:`` ``--pending``),
+   (tests/integration/generated.py: windows ``--fast-window``, every ``for:`` ``--pending``),
    sending alerts to Alertmanager (group_wait 1s), which posts them to a local webhook. After
    the window has filled with undrifted traffic, ``--drift-features`` features shift by
    ``--shift`` standard deviations; the time until their PromdriftFeatureDrift alerts reach
@@ -43,7 +43,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from integration.rulegen import fast_rules  # noqa: E402
+from integration.generated import fast_config, write_rules  # noqa: E402
 from integration.servers import (Alertmanager, AppServer, Prometheus,  # noqa: E402
                                  WebhookReceiver, wait_until)
 
@@ -176,9 +176,9 @@ def phase_rule_evaluation(workdir: str, apps: List[AppServer], args: argparse.Na
 
 def phase_drift_to_webhook(workdir: str, apps: List[AppServer], traffic: Traffic,
                            features: int, args: argparse.Namespace) -> List[str]:
-    fast = fast_rules(os.path.join(workdir, "fast-rules"),
-                      windows={"5m": args.fast_window, "1h": args.fast_window},
-                      pending=args.pending, promql_dir=args.promql_dir)
+    fast = write_rules(fast_config(ranges={"5m": args.fast_window, "1h": args.fast_window},
+                                   pending={"*": args.pending}),
+                       os.path.join(workdir, "fast-rules"))
     drifted = {f"f{j:04d}" for j in range(args.drift_features)}
     with WebhookReceiver() as hook, \
             Alertmanager(os.path.join(workdir, "am"), hook.url) as am, \
