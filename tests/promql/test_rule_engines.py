@@ -23,7 +23,7 @@ import glob
 import os
 import re
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 import yaml
@@ -59,10 +59,13 @@ def _vmalert_dry_run(run: Run):
                 *(f"-rule={p}" for p in RULE_FILES)], PROMQL)
 
 
-def _vmalert_tool(path: str):
+def _vmalert_tool(path: str, change: Optional[Callable[[Dict[str, Any]], None]] = None):
     def job(run: Run):
         with open(path) as f:
-            doc = to_vmalert_tool(yaml.safe_load(f), os.path.dirname(path))
+            doc = yaml.safe_load(f)
+        if change is not None:
+            change(doc)
+        doc = to_vmalert_tool(doc, os.path.dirname(path))
         with tempfile.TemporaryDirectory(prefix="vmalert-tool-") as tmp:
             converted = os.path.join(tmp, os.path.basename(path))
             with open(converted, "w") as f:
@@ -85,6 +88,19 @@ for _p in TEST_FILES:
              weight=2 * os.path.getsize(_p))
 
 
+def one_value_off(doc: Dict[str, Any]) -> None:
+    """The first expected sample of the first expression test of ``doc``, made 1 % larger."""
+    case = next(c for g in doc["tests"] for c in g.get("promql_expr_test", [])
+                if c.get("exp_samples"))
+    case["exp_samples"][0]["value"] *= 1.01
+
+
+# A test file vmalert-tool must reject: attribution_test.yml (the smallest) with one_value_off.
+WRONG_FILE = os.path.join(PROMQL, "tests", "attribution_test.yml")
+JOBS.add("vmalert-tool-wrong", _vmalert_tool(WRONG_FILE, one_value_off),
+         weight=2 * os.path.getsize(WRONG_FILE))
+
+
 def job_key(item: Any) -> Optional[str]:
     """The key in :data:`JOBS` of a collected test of this module (None for the others)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
@@ -95,6 +111,7 @@ def job_key(item: Any) -> Optional[str]:
             f"promtool-test:{params.get('engine_id')}:{path}",
         "test_vmalert_accepts_the_rule_files": "vmalert-dry-run",
         "test_vmalert_tool_runs_the_rule_tests": f"vmalert-tool:{path}",
+        "test_vmalert_tool_fails_on_a_wrong_expectation": "vmalert-tool-wrong",
     }.get(getattr(item, "originalname", ""))
 
 
@@ -228,3 +245,13 @@ def test_vmalert_tool_runs_the_rule_tests(path: str) -> None:
     need(ENGINES["victoriametrics"], ["vmalert-tool"])
     proc = JOBS.result(f"vmalert-tool:{os.path.basename(path)}")
     assert proc.returncode == 0, _output(proc)
+
+
+def test_vmalert_tool_fails_on_a_wrong_expectation() -> None:
+    """The check above can fail: one expected value 1 % off makes vmalert-tool exit 1 and
+    print what it expected and what it got."""
+    need(ENGINES["victoriametrics"], ["vmalert-tool"])
+    proc = JOBS.result("vmalert-tool-wrong")
+    assert proc.returncode != 0, _output(proc)
+    text = proc.stdout + proc.stderr
+    assert "FAILED" in text and "exp:" in text and "got:" in text, _output(proc)
