@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -19,6 +19,20 @@ def engine(request: pytest.FixtureRequest) -> EngineSpec:
     spec = ENGINES[request.param]
     need(spec)
     return spec
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Deselect the runs on engines that a test's ``engines`` mark leaves out:
+    ``pytestmark = pytest.mark.engines(*engines.NEWEST)`` runs a module's ``engine`` tests on
+    those engines only (reported as deselected)."""
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("engines")
+        engine = getattr(getattr(item, "callspec", None), "params", {}).get("engine")
+        (drop if mark and engine and engine not in mark.args else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

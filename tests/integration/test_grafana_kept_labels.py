@@ -4,8 +4,8 @@ The model ``penguins`` (outputs: the species and a numeric ``mass_score``, the b
 kg) is served in two clusters: ``east`` serves the training rows of tests/data/penguins.csv
 with the body mass shifted by 700 g, every fourth island replaced by one nobody has seen
 (Anvers) and every fourth sex missing; ``west`` serves the training rows unchanged. A second
-model, ``canary``, is served in ``east`` only. The engine (the ``engine`` fixture: Prometheus
-2, Prometheus 3, VictoriaMetrics + vmalert) scrapes the three apps with a ``cluster`` target
+model, ``canary``, is served in ``east`` only. The engine (the ``engine`` fixture, on Prometheus
+3 and VictoriaMetrics + vmalert) scrapes the three apps with a ``cluster`` target
 label and evaluates the rules ``promdrift rules`` generates with ``keep_labels=["cluster"]``;
 the dashboards are those of the same configuration.
 
@@ -32,10 +32,12 @@ import pytest
 from .generated import fast_config, write_rules
 from .grafana import (Option, combinations, custom_options, generated, queries_without_data,
                       query_series, row_applies, rows, substitute, variables)
-from .engines import EngineSpec
+from .engines import NEWEST, EngineSpec
 from .servers import AppServer, wait_until
 
-pytestmark = pytest.mark.integration
+# The kept label changes the by-lists of the same queries test_grafana_queries.py runs on all
+# three engines: this module runs on Prometheus 3 and VictoriaMetrics (suite time).
+pytestmark = [pytest.mark.integration, pytest.mark.engines(*NEWEST)]
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 CONFIG = fast_config(keep_labels=["cluster"], thresholds={"min_samples": 100})
