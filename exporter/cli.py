@@ -1,7 +1,7 @@
 """The ``promdrift`` command line.
 
     promdrift baseline train.csv -o baseline.json --model churn --categorical plan,region \\
-        --prediction score --ignore customer_id --bins 20
+        --prediction score --ignore customer_id --bins 20 [--delimiter ';']
     promdrift show baseline.json
     promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv]
     promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from typing import List, Optional
 
-from promdrift.instrumentation import Baseline, BaselineError, __version__
+from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, __version__
 from promdrift.instrumentation.baseline import CategoricalColumn
 from promdrift.instrumentation.spec import Thresholds as _Thresholds
 
@@ -45,12 +47,37 @@ def _summary(b: Baseline) -> str:
     return "\n".join(lines)
 
 
+def _delimiter(path: str, given: Optional[str]) -> str:
+    """``--delimiter`` (``\\t`` spelled out is a tab), or the one detected in ``path``."""
+    from promdrift.instrumentation.tabular import detect_delimiter
+    if given is not None:
+        return "\t" if given in ("\\t", "tab", "TAB") else given
+    try:
+        with open(path, "rb") as f:
+            found = detect_delimiter(f.read(64 << 10).decode("utf-8-sig", "replace"))
+    except OSError:
+        return ","  # read_csv names the file and the error
+    if found != ",":
+        print(f"promdrift: reading {os.path.basename(path)} with delimiter {found!r} "
+              f"(detected; --delimiter to choose)", file=sys.stderr)
+    return found
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     start = time.monotonic()
-    baseline = Baseline.fit_csv(
-        args.train, model=args.model, categorical=_split(args.categorical),
-        predictions=_split(args.prediction) or None, ignore=_split(args.ignore),
-        bins=args.bins, top_k=args.top_k, progress=False if args.quiet else None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BaselineWarning)
+        baseline = Baseline.fit_csv(
+            args.train, model=args.model, categorical=_split(args.categorical),
+            numeric=_split(args.numeric), predictions=_split(args.prediction) or None,
+            ignore=_split(args.ignore), bins=args.bins, top_k=args.top_k,
+            delimiter=_delimiter(args.train, args.delimiter),
+            progress=False if args.quiet else None)
+    for w in caught:
+        if issubclass(w.category, BaselineWarning):
+            print(f"promdrift: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     baseline.save(args.output)
     if not args.quiet:
         print(_summary(baseline), file=sys.stderr)
@@ -85,10 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categorical", action="append", metavar="COLS",
                    help="comma-separated categorical columns (text columns are categorical "
                         "anyway); repeatable")
+    p.add_argument("--numeric", action="append", metavar="COLS",
+                   help="comma-separated columns to fit as numbers (integer prediction "
+                        "outputs with few values are warned about unless listed here or in "
+                        "--categorical); repeatable")
     p.add_argument("--prediction", action="append", metavar="COLS",
                    help="comma-separated columns holding model outputs; repeatable")
     p.add_argument("--ignore", action="append", metavar="COLS",
-                   help="comma-separated columns to skip (ids, timestamps); repeatable")
+                   help="comma-separated columns to skip (ids, timestamps, an index column "
+                        "'Unnamed: 0'); repeatable")
+    p.add_argument("--delimiter", metavar="CHAR",
+                   help="field delimiter of the CSV file, one character ('\\t' for a tab); "
+                        "default: detected from the first lines among , ; tab |")
     p.add_argument("--bins", type=int, default=20, help="buckets per numeric column (default 20)")
     p.add_argument("--top-k", type=int, default=50,
                    help="categories kept per categorical column, the rest is __other__ "
