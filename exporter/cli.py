@@ -3,7 +3,8 @@
     promdrift baseline train.csv -o baseline.json --model churn --categorical plan,region \\
         --prediction score --ignore customer_id --bins 20 [--delimiter ';']
     promdrift show baseline.json
-    promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv]
+    promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv] \\
+        [--since 2026-11-22T00:00:00Z] [--until 2026-11-23T00:00:00Z]
     promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
     promdrift rules -o out/ [--keep-label cluster] [--set psi_max=0.2] [--time-scale 60]
 """
@@ -147,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_report(args: argparse.Namespace) -> int:
     import os
 
-    from promdrift.exporter.report import ReportError, Thresholds, build_report, write_report
+    from promdrift.exporter.report import (ReportError, Thresholds, build_report, utc_time,
+                                           write_report)
     from promdrift.instrumentation.tabular import Progress
 
     start = time.monotonic()
@@ -162,16 +164,24 @@ def cmd_report(args: argparse.Namespace) -> int:
             range_tolerance=args.range_tolerance, range_share=args.range_threshold,
             min_samples=args.min_samples)
         baseline = Baseline.load(args.baseline)
+        since = utc_time(args.since, "--since") if args.since else None
+        until = utc_time(args.until, "--until") if args.until else None
         report = build_report(baseline, args.capture_dir, thresholds=thresholds,
                               train=args.train, model=args.model,
-                              partial=not args.complete_only, progress=progress)
+                              partial=not args.complete_only, progress=progress,
+                              since=since, until=until)
         write_report(report, args.output, violations_path)
     except (ReportError, OSError) as e:
         print(f"promdrift: error: {e}", file=sys.stderr)
         return 2
     if not args.quiet:
+        window = ""
+        if report.window:
+            window = (f" {report.window} ({report.outside_window} rows outside skipped"
+                      + (f", {report.untimed} without a time" if report.untimed else "") + ")")
         print(f"{report.rows} captured rows of model {report.model!r} from {report.files} "
-              f"files; {len(report.violations)} violations; KS {report.ks_method}", file=sys.stderr)
+              f"files{window}; {len(report.violations)} violations; KS {report.ks_method}",
+              file=sys.stderr)
         print(f"wrote {args.output} and {violations_path} in {time.monotonic() - start:.1f}s",
               file=sys.stderr)
     return 1 if args.fail_on_violations and report.violations else 0
@@ -195,6 +205,11 @@ def add_report_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--model", help="model whose rows to read (default: the baseline's)")
     p.add_argument("--complete-only", action="store_true",
                    help="read only finished .jsonl files, not .jsonl.part files")
+    p.add_argument("--since", metavar="TIME",
+                   help="only rows recorded at or after TIME, ISO 8601 with Z or an offset "
+                        "(2026-11-22T00:00:00Z, 2026-11-22T01:00+01:00)")
+    p.add_argument("--until", metavar="TIME",
+                   help="only rows recorded before TIME (exclusive; same format)")
     p.add_argument("--drift-threshold", type=float, default=_SPEC.ks_min_effect,
                    help="KS minimum effect / total variation distance above its no-drift "
                         f"value that fails baseline_drift_check (default {_SPEC.ks_min_effect:g}, "
