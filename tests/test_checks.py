@@ -10,6 +10,7 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from promdrift.exporter.cli import main
@@ -25,28 +26,6 @@ UNNAMED = ("column 'Unnamed: 0' has no name: an empty CSV header, as pandas' df.
            "column: --ignore 'Unnamed: 0' (ignore=['Unnamed: 0'])")
 
 
-class Series:
-    """What a pandas Series offers promdrift: ``to_numpy``."""
-
-    def __init__(self, values):
-        self.values = values
-
-    def to_numpy(self):
-        return self.values
-
-
-class Frame:
-    """What a pandas DataFrame offers promdrift: ``columns`` and ``frame[name]`` (a 2-D
-    frame when the name is duplicated, as pandas does)."""
-
-    def __init__(self, names, arrays):
-        self.columns, self.arrays = list(names), [np.asarray(a) for a in arrays]
-
-    def __getitem__(self, name):
-        hits = [a for n, a in zip(self.columns, self.arrays) if n == name]
-        return Series(hits[0]) if len(hits) == 1 else Series(np.column_stack(hits))
-
-
 def _write(path, header, rows, delimiter=","):
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=delimiter)
@@ -56,14 +35,10 @@ def _write(path, header, rows, delimiter=","):
 
 
 def _penguins(path, index=True, delimiter=","):
-    """penguins.csv as pandas' ``df.to_csv(path)`` writes it: the index first, its header
-    empty (``index=False`` leaves it out)."""
-    with open(PENGUINS_CSV, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
-    if index:
-        header, body = [""] + header, [[str(i)] + r for i, r in enumerate(body)]
-    return _write(path, header, body, delimiter)
+    """penguins.csv as pandas' ``df.to_csv(path)`` writes it: its index first, under an
+    empty header (``index=False`` leaves it out)."""
+    pd.read_csv(PENGUINS_CSV).to_csv(path, index=index, sep=delimiter)
+    return str(path)
 
 
 def _cli(capsys, *args):
@@ -86,10 +61,21 @@ def test_a_pandas_index_column_is_refused_on_the_command_line(tmp_path, capsys):
     assert Baseline.load(str(out)).digest == plain.digest
 
 
+def test_a_pandas_index_column_is_refused_in_python(tmp_path):
+    path = _penguins(tmp_path / "train.csv")
+    with pytest.raises(BaselineError) as info:
+        Baseline.fit(pd.read_csv(path), model="penguins")
+    assert str(info.value) == UNNAMED
+    plain = Baseline.fit_csv(_penguins(tmp_path / "plain.csv", index=False), model="penguins")
+    for fixed in (Baseline.fit(pd.read_csv(path, index_col=0), model="penguins"),
+                  Baseline.fit(pd.read_csv(path), model="penguins", ignore=["Unnamed: 0"])):
+        assert fixed.digest == plain.digest
+
+
 @pytest.mark.parametrize("name", ["Unnamed: 0", "Unnamed: 3", "", " "])
 def test_an_unnamed_column_is_refused_in_python(name):
     data = {name: np.arange(4.0), "x": [1.0, 2.0, 3.0, 4.0]}
-    for given in (data, Frame(data, data.values())):
+    for given in (data, pd.DataFrame(data)):
         with pytest.raises(BaselineError) as info:
             Baseline.fit(given)
         assert str(info.value).startswith(f"column {name!r} has no name: an empty CSV header")
@@ -134,9 +120,26 @@ def test_integer_classes_warn_on_the_command_line(tmp_path, capsys):
 
 
 def test_integer_classes_warn_in_python():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=300)
-    classes = rng.integers(0, 3, size=300)  # what a classifier's predict() returns
+    """scikit-learn's digits data (tests/data/digits.csv): ``target`` holds the classes
+    0 to 9, as a classifier's ``predict()`` returns them."""
+    digits = pd.read_csv(DIGITS_CSV)
+    with pytest.warns(BaselineWarning) as caught:
+        b = Baseline.fit(digits, model="digits", predictions="target")
+    assert [str(w.message) for w in caught] == [
+        "prediction output 'target' holds only the integers 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 (10 "
+        "distinct values), so it is fitted as a numeric output: a histogram of values, KS and "
+        "PromdriftPredictionDrift. If these are class labels (a classifier's predict()), fit "
+        "it as categorical for class shares and PromdriftPredictionClassDrift: --categorical "
+        "target (categorical=['target']); to keep it numeric and silence this warning: "
+        "--numeric target (numeric=['target'])"]
+    assert b.prediction("target").kind == "numeric"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = Baseline.fit(digits, model="digits", predictions="target", categorical="target")
+        assert sorted(b.prediction("target").categories) == [str(d) for d in range(10)]
+    few = digits[digits["target"] < 3]
+    x = few["pixel_3_3"].to_numpy(dtype=float)
+    classes = few["target"].to_numpy()
     with pytest.warns(BaselineWarning, match=r"^prediction output 'prediction' holds only "
                                              r"the integers 0, 1, 2 \(3 distinct values\)"):
         b = Baseline.fit({"x": x}, predictions=classes)
@@ -149,7 +152,7 @@ def test_integer_classes_warn_in_python():
         assert Baseline.fit({"x": x}, predictions={"species": classes}, numeric="species"
                             ).prediction("species").kind == "numeric"
         # Not class-like: more distinct integers than CLASS_LIKE_MAX, or fractions; features.
-        Baseline.fit({"x": x}, predictions=np.arange(300) % (CLASS_LIKE_MAX + 1))
+        Baseline.fit({"x": x}, predictions=np.arange(len(x)) % (CLASS_LIKE_MAX + 1))
         Baseline.fit({"x": x}, predictions=classes + 0.5)
         Baseline.fit({"x": x, "k": classes})
     with pytest.raises(BaselineError, match=r"\['y'\] listed as both categorical and numeric"):
@@ -214,24 +217,37 @@ def test_class_keys_are_the_same_at_fit_and_serve_whatever_the_json_type(fit, tm
     (np.array([1.5, 2.5], dtype=np.complex128), "holds complex numbers (numpy complex128)"),
 ])
 def test_unsupported_values_are_named(values, message):
-    for given in ({"x": [1.0, 2.0], "when": values},
-                  Frame(["x", "when"], [np.array([1.0, 2.0]), values])):
-        with pytest.raises(BaselineError) as info:
-            Baseline.fit(given)
-        assert str(info.value).startswith(f"column 'when' {message}")
+    with pytest.raises(BaselineError) as info:
+        Baseline.fit({"x": [1.0, 2.0], "when": values})
+    assert str(info.value).startswith(f"column 'when' {message}")
 
 
-def test_pandas_missing_markers_are_missing():
-    """A nullable pandas column (Int64) gives ``pd.NA`` for its missing entries."""
-    NAType = type("NAType", (), {"__module__": "pandas._libs.missing"})
-    frame = Frame(["n"], [np.array([1, NAType(), 3], dtype=object)])
-    col = Baseline.fit(frame, bins=2).feature("n")
-    assert (col.kind, col.count, col.invalid) == ("numeric", 2, 1)
+@pytest.mark.parametrize("values, message", [
+    (pd.to_datetime(["2024-01-01", "2024-01-02"]), "holds datetimes (numpy datetime64[us])"),
+    (pd.to_datetime(["2024-01-01", "2024-01-02"]).tz_localize("UTC"),
+     "holds datetimes (row 0: Timestamp('2024-01-01 00:00:00+0000', t…): derive numbers"),
+    (pd.to_timedelta([1, 2], unit="s"), "holds time differences (timedelta) (numpy "
+                                        "timedelta64[us]): convert it to a number of seconds"),
+    (pd.Series([[1], [2, 3]]), "holds lists (row 0: [1]): flatten it"),
+])
+def test_unsupported_pandas_columns_are_named(values, message):
+    with pytest.raises(BaselineError) as info:
+        Baseline.fit(pd.DataFrame({"x": [1.0, 2.0], "when": values}))
+    assert str(info.value).startswith(f"column 'when' {message}")
+
+
+def test_pandas_missing_values_are_missing():
+    """Nullable pandas columns (Int64, string) give ``pd.NA`` for their missing entries."""
+    frame = pd.DataFrame({"n": pd.array([1, None, 3], dtype="Int64"),
+                          "s": pd.array(["a", None, "b"], dtype="string")})
+    b = Baseline.fit(frame, bins=2)
+    assert [(c.name, c.kind, c.count, c.invalid) for c in b.features] == [
+        ("n", "numeric", 2, 1), ("s", "categorical", 2, 1)]
 
 
 # ------------------------------------------------------------------- duplicate names
 def test_duplicate_names_are_named(tmp_path, capsys):
-    frame = Frame(["a", "b", "a"], [np.arange(3.0)] * 3)
+    frame = pd.DataFrame([[1.0, 2.0, 3.0]], columns=["a", "b", "a"])
     with pytest.raises(BaselineError) as info:
         Baseline.fit(frame)
     assert str(info.value) == ("duplicate column names ['a']: each name must be one column; "
