@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "outputs with few values are warned about unless listed here or in "
                         "--categorical); repeatable")
     p.add_argument("--prediction", action="append", metavar="COLS",
-                   help="comma-separated columns holding model outputs; repeatable")
+                   help="comma-separated columns holding the model's outputs (its "
+                        "predictions, not the labels); repeatable")
     p.add_argument("--ignore", action="append", metavar="COLS",
                    help="comma-separated columns to skip (ids, timestamps, an index column "
                         "'Unnamed: 0'); repeatable")
