@@ -83,21 +83,24 @@ class Derived:
 
         ``x``: the row's numeric block up to at least :attr:`start` (the user numeric
         features; NaN / ±inf where invalid), ``codes``: ``None`` when every user numeric
-        value is a finite number, else one ``REASONS`` code per user numeric column (-1
-        where the value is a number: NaN and ±inf are then read from ``x``).
+        value is a number, else one ``REASONS`` code per user numeric column for the values
+        that are not numbers at all (``x`` holds NaN there), -1 elsewhere (NaN and ±inf are
+        read from ``x``).
         ``embedding``: the row's vector, or ``ABSENT``. Returns ``values`` (:attr:`count`,
         NaN where invalid) and ``[(block column, reason)]`` of the invalid ones.
         """
         out = np.empty(self.count)
         bad: List[Tuple[int, int]] = []
         if self.pca is not None:
-            reason = VALID
             xi = self._pca_input(x)
-            if codes is not None:
-                reason = _first_reason(xi, np.asarray(codes)[self.pca_in])
-            values = self.pca.transform_row(xi) if reason == VALID else None
+            values = self.pca.transform_row(xi)  # None unless every input is finite
             if values is None:
-                reason = INF if reason == VALID else reason  # a squared norm beyond range
+                given = (np.asarray(codes)[self.pca_in] if codes is not None
+                         else np.full(len(xi), -1))
+                reason = _first_reason(xi, given)
+                if reason == VALID:  # finite numbers whose squared norm is beyond range
+                    reason = INF
+            if values is None:
                 out[:self.n_pca] = np.nan
                 bad += [(self.start + j, reason) for j in range(self.n_pca)]
             else:

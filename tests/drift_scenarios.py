@@ -40,6 +40,23 @@ def digits() -> Tuple[np.ndarray, np.ndarray]:
     return x, np.array([int(r["target"]) for r in rows])
 
 
+def reference_pca(x, k, scaled=True):
+    """Independent reference: mean, scale, components (sign as documented), variances of an
+    SVD of the rows."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) if scaled else np.ones(x.shape[1])
+    _, s, vt = np.linalg.svd((x - mean) / scale, full_matrices=False)
+    vt = vt[:k]
+    vt = vt * np.sign(vt[np.arange(k), np.argmax(np.abs(vt), axis=1)])[:, None]
+    return mean, scale, vt, s ** 2 / len(x)
+
+
+def reference_error(x, mean, scale, vt):
+    """Independent reference: the reconstruction error of rows ``x``."""
+    z = (x - mean) / scale
+    return np.linalg.norm(z - (z @ vt.T) @ vt, axis=1)
+
+
 def held_out(n: int) -> np.ndarray:
     """Mask of the held-out rows: every third row."""
     return np.arange(n) % 3 == 2
