@@ -148,18 +148,20 @@ class Derived:
             groups.append((self.start + self.n_pca, self.n_emb, reasons))
         return out, groups
 
-    def complete(self, x: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, int, np.ndarray]]]:
+    def complete(self, x: np.ndarray, vectors: Optional[np.ndarray] = None
+                 ) -> Tuple[np.ndarray, List[Tuple[int, int, np.ndarray]]]:
         """Deferred rows (``CounterStore.defer``): ``x`` ``(rows, k)`` of finite numbers, the
-        user numeric features then any numeric outputs, with the derived columns inserted
-        after the features. Only for models without an embedding (whose rows are never
-        deferred: they need their vector)."""
-        if self.emb is not None:
-            raise ValueError("rows of a model with an embedding are not deferred")
+        user numeric features then any numeric outputs, and for a model with an embedding
+        ``vectors`` ``(rows, dim)``, one per row. Returns the numeric block (the features,
+        the derived columns, the outputs) and the derived columns' reasons as
+        :meth:`batch` does."""
         s = self.start
+        if vectors is None:
+            vectors = ABSENT
         full = np.empty((len(x), x.shape[1] + self.count))
         full[:, :s] = x[:, :s]
         full[:, s + self.count:] = x[:, s:]
-        values, groups = self.batch(x, None, ABSENT)
+        values, groups = self.batch(x, None, vectors)
         full[:, s:s + self.count] = values
         return full, groups
 

@@ -308,16 +308,18 @@ class CounterStore:
                 self.counts[other_slots] += 1.0
             self.counts[Layout.INFERENCES] += 1.0
 
-    def defer(self, values: Tuple[float, ...]) -> None:
+    def defer(self, values: Tuple[float, ...], vector: Any = None) -> None:
         """Count one row of finite numbers (the first ``len(values)`` numeric columns of a
         drift layout) a little later, binned in bulk with the rows deferred with it: by
         :meth:`drain`, which :meth:`snapshot` calls first (a scrape always sees every row of
         its process), or by a background thread within :data:`DRAIN_INTERVAL` seconds (so
-        scrapes of other processes see it too)."""
-        q = self.deferred.get(len(values))
+        scrapes of other processes see it too). ``vector``: the row's embedding (a tuple or
+        a float array of finite numbers, not changed afterwards) for a layout with one."""
+        key = len(values) if vector is None else (len(values), "vector")
+        q = self.deferred.get(key)
         if q is None:
-            q = self.deferred.setdefault(len(values), collections.deque())
-        q.append(values)  # atomic: no lock on the request path
+            q = self.deferred.setdefault(key, collections.deque())
+        q.append(values if vector is None else (values, vector))  # atomic: no lock
         if len(q) >= MAX_DEFERRED:
             self.drain()
         elif self._drained_by != _pid:
@@ -327,17 +329,24 @@ class CounterStore:
         """Count the deferred rows now (a few numpy calls for all of them). Drains run one
         at a time, each to its end, so a snapshot never misses rows another thread took."""
         with self._drain_lock:  # appends never wait for it
-            for k, q in list(self.deferred.items()):
+            for key, q in list(self.deferred.items()):
                 n = len(q)
                 if not n:
                     continue
                 rows = [q.popleft() for _ in range(n)]  # later appends stay queued
+                vectors = None
+                if type(key) is tuple:  # rows with their embedding
+                    k = key[0]
+                    vectors = np.array([v for _, v in rows], dtype=np.float64)
+                    rows = [r for r, _ in rows]
+                else:
+                    k = key
                 x = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
                                 count=n * k).reshape(n, k)
                 invalid = None
                 derived = self.layout.derived
                 if derived is not None:  # the derived columns, in bulk
-                    x, groups = derived.complete(x)
+                    x, groups = derived.complete(x, vectors)
                     invalid = self.layout.derived_invalid(groups)
                     if invalid is not None:
                         x = np.where(np.isfinite(x), x, np.nan)

@@ -225,12 +225,14 @@ def _observe_every_way(baseline, x, names):
     xf, y = np.delete(x, out, axis=1), x[:, out]
     dict_rows = [dict(zip(feats, r.tolist())) for r in xf]
     monitors = {k: DriftMonitor(baseline, registry=None) for k in
-                ("dict rows (deferred)", "list rows", "array batch", "dict batch",
-                 "dict rows with a categorical-path value")}
+                ("dict rows (deferred)", "list rows (deferred)", "1-D array rows (deferred)",
+                 "array batch", "dict batch", "dict rows with a categorical-path value")}
     for row, p in zip(dict_rows, y.tolist()):
         monitors["dict rows (deferred)"].observe(row, p)
     for row, p in zip(xf.tolist(), y.tolist()):
-        monitors["list rows"].observe(row, p)
+        monitors["list rows (deferred)"].observe(row, p)
+    for row, p in zip(xf, y.tolist()):
+        monitors["1-D array rows (deferred)"].observe(row, p)
     monitors["array batch"].observe(xf, y)
     monitors["dict batch"].observe(dict_rows, y.tolist())
     for row, p in zip(dict_rows, y.tolist()):  # an int output: not the fast path
@@ -254,7 +256,7 @@ def test_every_observe_path_counts_the_derived_values_of_a_numpy_reference(bc, b
             got, total = cumulative(m, col.name)
             assert got == expected, (path, col.name)
             assert total == pytest.approx(reference[:, j].sum(), rel=1e-9, abs=1e-9)
-    first = monitors["list rows"].store.snapshot()
+    first = monitors["array batch"].store.snapshot()
     for path, m in monitors.items():
         np.testing.assert_allclose(m.store.snapshot(), first, rtol=1e-12, atol=1e-9,
                                    err_msg=path)
@@ -333,15 +335,36 @@ def test_embedding_features_count_a_numpy_and_scipy_reference(digits_baseline, d
     reference = np.column_stack([
         reference_error(live, mean, 1.0, vt), np.linalg.norm(live, axis=1),
         [scipy.spatial.distance.cosine(v, mean) for v in live], (live - mean) @ vt.T])
-    rows = DriftMonitor(digits_baseline, registry=None)
+    # rows with a valid vector are deferred (binned in bulk), the others take the row path
+    monitors = {form: DriftMonitor(digits_baseline, registry=None) for form in
+                ("list", "float64 array", "float32 array", "int array", "batch")}
     for v in live:
-        rows.observe(None, embedding=v.tolist())
-    batch = DriftMonitor(digits_baseline, registry=None)
-    batch.observe([{}] * len(live), embedding=live)
+        monitors["list"].observe(None, embedding=v.tolist())
+        monitors["float64 array"].observe({}, embedding=v)
+        monitors["float32 array"].observe({}, embedding=v.astype(np.float32))
+        monitors["int array"].observe({}, embedding=v.astype(np.int64))
+    monitors["batch"].observe([{}] * len(live), embedding=live)
     for j, col in enumerate(digits_baseline.derived):
         expected = reference_cumulative(col.edges, reference[:, j])
-        for m in (rows, batch):
-            assert cumulative(m, col.name)[0] == expected, col.name
+        for form, m in monitors.items():
+            assert cumulative(m, col.name)[0] == expected, (form, col.name)
+            assert m.sample("promdrift_inferences_total") == len(live)
+
+
+def test_deferred_and_row_path_embeddings_mix_in_one_window(digits_baseline, digit_split):
+    """Valid vectors are deferred with their row, bad ones counted at once: the totals are
+    those of one batch of the same rows."""
+    _, test, _ = digit_split
+    vectors = [test[0].tolist(), None, test[1], [float("nan")] * 64, test[2].tolist(),
+               [1.0] * 63]
+    rows = DriftMonitor(digits_baseline, registry=None)
+    for v in vectors:
+        rows.observe({}, embedding=v)
+    batch = DriftMonitor(digits_baseline, registry=None)
+    batch.observe([{}] * len(vectors), embedding=vectors)
+    np.testing.assert_allclose(rows.store.snapshot(), batch.store.snapshot(), rtol=1e-12)
+    assert invalid(rows, "__emb_norm__") == {"missing": 0.0, "null": 1.0, "nan": 1.0,
+                                             "inf": 0.0, "wrong_type": 1.0}
 
 
 @pytest.mark.parametrize("vector, reason", [
