@@ -303,7 +303,9 @@ class DriftMonitor:
                     values = values + tuple(prediction[n] for n in self._pred_names)
                 else:
                     return False
-            if not math.isfinite(sum(values)):
+            # A float start: an int too large for a float raises OverflowError here, rather
+            # than cancelling out in the sum and failing the bulk conversion later.
+            if not math.isfinite(sum(values, 0.0)):
                 return False
             vector = None
             if self._emb_dim:
@@ -325,7 +327,7 @@ class DriftMonitor:
                     or not math.isfinite(float(np.vdot(v, v))):
                 return None
             return v.copy()
-        if t is not list or len(v) != self._emb_dim or not math.isfinite(sum(v)):
+        if t is not list or len(v) != self._emb_dim or not math.isfinite(sum(v, 0.0)):
             return None
         return tuple(v)
 
@@ -395,7 +397,7 @@ class DriftMonitor:
             if prow is not None and self._num_pred:
                 values = tuple(values) + tuple(self._get(prow, pmap, n, p)
                                                for n, p in self._num_pred)
-            fast = math.isfinite(sum(values))  # TypeError / OverflowError: not all numbers
+            fast = math.isfinite(sum(values, 0.0))  # TypeError / OverflowError: not numbers
         except (KeyError, TypeError, OverflowError):
             fast = False
         other: List[int] = []

@@ -351,6 +351,28 @@ def test_embedding_features_count_a_numpy_and_scipy_reference(digits_baseline, d
             assert m.sample("promdrift_inferences_total") == len(live)
 
 
+def test_integers_too_large_for_a_float_never_reach_the_bulk_conversion(digits_baseline):
+    """Two such integers cancel out in an integer sum: the fast path must not defer them
+    (their conversion would fail in the store's drain, and every row deferred with them
+    would be lost). They count as invalid, the next row as usual."""
+    b = Baseline.fit({"a": np.arange(100.0), "b": np.arange(100.0)[::-1]}, multivariate=True)
+    huge = 10 ** 400
+    cases = [(b, ({"a": huge, "b": -huge}, {}), ({"a": 1.0, "b": 2.0}, {})),
+             (b, ([huge, -huge], {}), ([1.0, 2.0], {})),
+             (digits_baseline, ({}, {"embedding": [huge, -huge] + [0] * 62}),
+              ({}, {"embedding": [1.0] * 64}))]
+    for baseline, (bad, bad_kw), (good, good_kw) in cases:
+        m = DriftMonitor(baseline, registry=None)
+        m.observe(bad, **bad_kw)
+        m.observe(good, **good_kw)
+        assert "promdrift_feature_value_bucket" in m.render()
+        assert m.sample("promdrift_inferences_total") == 2.0, bad
+        assert m.sample("promdrift_instrumentation_errors_total") == 0.0, bad
+        name = baseline.derived[0].name
+        assert invalid(m, name)["inf"] == 1.0, bad
+        assert m.sample("promdrift_feature_value_count", feature=name) == 1.0, bad
+
+
 def test_deferred_and_row_path_embeddings_mix_in_one_window(digits_baseline, digit_split):
     """Valid vectors are deferred with their row, bad ones counted at once: the totals are
     those of one batch of the same rows."""
