@@ -494,3 +494,37 @@ def test_cli_baseline_with_derived_features_and_show(tmp_path, capsys, digit_spl
     assert main(["baseline", small_csv, "-o", out, "--model", "d", "--embeddings",
                  str(tmp_path / "nope.npy")]) == 2
     assert "cannot read embeddings" in capsys.readouterr().err
+
+
+def test_deferred_rows_with_vectors_count_in_a_multiprocess_store(tmp_path, digits_baseline,
+                                                                  digit_split):
+    """Two worker stores of one directory: each defers its rows with their vectors and
+    counts them into its file (a process's scrape drains its own store, its background
+    thread the others); a scrape of either sums both, as one in-memory monitor of every
+    row counts them."""
+    from promdrift.instrumentation.multiprocess import MultiprocessCounterStore
+    from promdrift.instrumentation.store import Layout
+    _, test, _ = digit_split
+    workers = [DriftMonitor(digits_baseline, registry=None,
+                            store=MultiprocessCounterStore(Layout(digits_baseline),
+                                                           str(tmp_path), ident=f"w{i}"))
+               for i in range(2)]
+    one = DriftMonitor(digits_baseline, registry=None)
+    for i, v in enumerate(test[:40]):
+        workers[i % 2].observe({}, embedding=v if i % 3 else v.tolist())
+        one.observe({}, embedding=v)
+    workers[1].store.drain()  # what the other process's drain thread does
+    np.testing.assert_allclose(workers[0].store.snapshot(), one.store.snapshot(), rtol=1e-12)
+    assert workers[1].sample("promdrift_feature_value_count", feature="__emb_error__") == 40.0
+
+
+def test_a_decimal_is_wrong_type_on_every_path():
+    """The value rules (``values.number``): a Decimal is not a number, also on the fast
+    path of a dict row of otherwise finite numbers."""
+    from decimal import Decimal
+    b = Baseline.fit({"a": np.arange(50.0), "b": np.arange(50.0) % 7}, bins=4)
+    for row in ({"a": Decimal("1.5"), "b": 2.0}, [Decimal("1.5"), 2.0]):
+        m = DriftMonitor(b, registry=None)
+        m.observe(row)
+        assert invalid(m, "a")["wrong_type"] == 1.0, row
+        assert m.sample("promdrift_feature_value_count", feature="b") == 1.0, row
