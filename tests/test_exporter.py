@@ -14,7 +14,7 @@ from promdrift.exporter.service import (UNSUPPORTED_TYPE, PayloadError, create_a
                                        parse_observations)
 from promdrift.instrumentation import Baseline, DriftMonitor
 
-from exporter_helpers import samples
+from exporter_helpers import drift_samples, samples
 
 URL = "/v1/models/{}/observations"
 
@@ -57,7 +57,7 @@ def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins_spec
     for i, row in enumerate(penguins_rows):
         f, p = split(row)
         reference.observe(f, None if i >= 2 * third and (i - 2 * third) % 3 == 0 else p)
-    served = samples(client.get("/metrics").get_data(as_text=True))
+    served = drift_samples(client.get("/metrics").get_data(as_text=True))
     expected = samples(reference.render())
     assert served.keys() == expected.keys()
     for key, value in expected.items():
@@ -90,7 +90,7 @@ def test_wrong_types_missing_and_extra_features_are_counted_not_refused(penguins
     assert v("year", "missing") == 2
     assert m.sample("promdrift_inferences_total") == 2
     assert m.sample("promdrift_instrumentation_errors_total") == 0
-    assert "unknown" not in client.get("/metrics").get_data(as_text=True)
+    assert 'feature="unknown"' not in client.get("/metrics").get_data(as_text=True)
 
 
 def test_json_nan_literals_count_as_nan(penguins_species):
