@@ -20,17 +20,20 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import checks
 from .attribution import attribution_reference, parse_attribution_reference
 from .bias import bias_reference, parse_bias_reference
 from .columns import (OTHER, BaselineError, CategoricalColumn, Column, NumericColumn,
                       category_key, column_from_dict)
 from .files import atomic_write
 from .quality import parse_quality_reference, quality_reference
+from .checks import BaselineWarning
 from .tabular import DataError, numeric_column, read_csv, to_columns
 
 __all__ = [
     "Baseline",
     "BaselineError",
+    "BaselineWarning",
     "NumericColumn",
     "CategoricalColumn",
     "SCHEMA_VERSION",
@@ -91,15 +94,24 @@ class Baseline:
             predictions: Any = None,
             ignore: Union[None, str, Iterable[str]] = None,
             bins: int = 20, top_k: int = 50,
-            names: Optional[Sequence[str]] = None) -> "Baseline":
+            names: Optional[Sequence[str]] = None,
+            numeric: Union[None, str, Iterable[str]] = None) -> "Baseline":
         """Fit a baseline on training data.
 
         ``data``: a dict of columns, a list of row dicts, a 2-D numpy array with ``names``,
         a numpy structured array or a pandas data frame. Columns listed in ``categorical`` or
-        holding text are categorical (top ``top_k`` categories plus ``__other__``); all others
-        numeric (``bins`` equal-mass quantile buckets). ``predictions`` names the columns that
-        are model outputs (a name or list of names), or gives them directly as a 1-D array
-        (output ``prediction``) or a ``{output: values}`` dict. ``ignore`` lists columns to skip.
+        holding text (or booleans) are categorical (top ``top_k`` categories plus
+        ``__other__``); all others numeric (``bins`` equal-mass quantile buckets), as are
+        those listed in ``numeric``. ``predictions`` names the columns that are model outputs
+        (a name or list of names), or gives them directly as a 1-D array (output
+        ``prediction``) or a ``{output: values}`` dict. ``ignore`` lists columns to skip.
+
+        Refused with a ``BaselineError`` naming every such column and the fix
+        (``promdrift.instrumentation.checks``): a column without a name (pandas' index,
+        ``Unnamed: 0``), of datetimes, timedeltas, bytes or nested values, or without a
+        single valid value; duplicate names. A :class:`BaselineWarning` says when a numeric
+        prediction output holds only a few integers (class indices: list it in
+        ``categorical``, or in ``numeric`` to keep it numeric) or a text column holds dates.
         """
         if not isinstance(model, str) or not model:
             raise BaselineError("model must be a non-empty string")
@@ -133,10 +145,13 @@ class Baseline:
             if bad:
                 raise BaselineError(f"predictions have {bad} rows, the data has {nrows}")
 
-        cat_names, ign_names = _names(categorical), _names(ignore)
+        cat_names, ign_names, num_names = _names(categorical), _names(ignore), _names(numeric)
+        both = sorted(set(cat_names) & set(num_names))
+        if both:
+            raise BaselineError(f"column(s) {both} listed as both categorical and numeric")
         known = set(cols) | set(pred_cols)
         for what, listed in (("categorical", cat_names), ("ignore", ign_names),
-                             ("predictions", pred_names)):
+                             ("numeric", num_names), ("predictions", pred_names)):
             unknown = [n for n in listed if n not in known]
             if unknown:
                 raise BaselineError(f"{what}: unknown column(s) {unknown}; "
@@ -148,27 +163,35 @@ class Baseline:
             pred_cols.pop(n, None)
         if not cols:
             raise BaselineError("no feature columns left to fit")
+        checks.refuse({**cols, **pred_cols}, num_names)
 
         def fit_column(name: str, values: np.ndarray) -> Column:
             if name not in cat_names:
+                if name in num_names and values.dtype.kind == "b":
+                    values = values.astype(np.float64)
                 num = numeric_column(values)
                 if num is not None:
                     return NumericColumn.fit(name, num, bins)
             return CategoricalColumn.fit(name, values, top_k)
 
+        features = {n: fit_column(n, c) for n, c in cols.items()}
+        outputs = {n: fit_column(n, c) for n, c in pred_cols.items()}
+        checks.warn(features, outputs, pred_cols, cat_names, num_names)
         return cls(model=model,
-                   features=tuple(fit_column(n, c) for n, c in cols.items()),
-                   predictions=tuple(fit_column(n, c) for n, c in pred_cols.items()),
+                   features=tuple(features.values()),
+                   predictions=tuple(outputs.values()),
                    rows=nrows,
                    created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
                    .isoformat().replace("+00:00", "Z"),
                    metadata={"bins": int(bins), "top_k": int(top_k)})
 
     @classmethod
-    def fit_csv(cls, path: str, *, progress: Any = None, **kwargs: Any) -> "Baseline":
-        """:meth:`fit` on a CSV file with a header row (a progress line for large files)."""
+    def fit_csv(cls, path: str, *, progress: Any = None, delimiter: Optional[str] = None,
+                **kwargs: Any) -> "Baseline":
+        """:meth:`fit` on a CSV file with a header row (a progress line for large files).
+        ``delimiter``: one character, detected from the first lines by default."""
         try:
-            cols = read_csv(path, progress=progress)
+            cols = read_csv(path, progress=progress, delimiter=delimiter)
         except DataError as e:
             raise BaselineError(str(e)) from None
         return cls.fit(cols, **kwargs)
