@@ -44,6 +44,9 @@ class ExporterWorker(Worker):
                         max_requests=self.max_requests if self.cfg.max_requests else 0,
                         on_max_requests=self._recycle)
         asyncio.run(self._serve(server))
+        # a second SIGTERM (the master stopping while this worker drains) must not cut the
+        # flush short; the master's SIGKILL after graceful_timeout still bounds it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         flush_all()  # gunicorn's worker_exit hook runs next, in this process
 
     def _recycle(self) -> None:
