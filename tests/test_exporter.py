@@ -7,6 +7,7 @@ import json
 import logging
 import re
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -381,3 +382,53 @@ def test_labels_route_errors(penguins_species):
     big = [{"inference_id": f"id{i}", "label": "Adelie"} for i in range(200)]
     assert client.post(LABELS_URL.format("tracked"), json=big, headers=auth).status_code == 413
     tracked.close()
+
+
+def test_own_metrics_count_every_answer_and_refusal_by_reason(penguins_species):
+    client, (m,) = make(penguins_species, token="t0k", max_rows=2)
+    auth = {"Authorization": "Bearer t0k"}
+    url = URL.format("penguins")
+    assert client.post(url, json={"features": {}}).status_code == 401
+    assert client.post(URL.format("nope"), json={"features": {}}, headers=auth).status_code == 404
+    assert client.post(url, data="{", content_type="application/json",
+                       headers=auth).status_code == 400
+    assert client.post(url, json=[{"features": {}}] * 3, headers=auth).status_code == 413
+    assert client.post(url, data="x", content_type="text/plain", headers=auth).status_code == 415
+    assert client.post(url, json=[{"features": {"year": 2008}}] * 2, headers=auth).get_json() == {
+        "accepted": 2}
+    assert client.post("/v1/models/penguins/labels", json={"inference_id": "a", "label": "x"},
+                       headers=auth).status_code == 409
+    values = samples(client.get("/metrics").get_data(as_text=True))
+
+    def v(name, **labels):
+        return values.get((name, tuple(sorted(labels.items()))))
+
+    for reason in ("unauthorized", "unknown_model", "bad_payload", "too_many_rows",
+                   "unsupported_type"):
+        assert v("promdrift_exporter_rejected_total", route="observations", reason=reason) == 1
+    assert v("promdrift_exporter_rejected_total", route="labels",
+             reason="not_tracking_labels") == 1
+    for code, n in (("200", 1), ("401", 1), ("404", 1), ("400", 1), ("413", 1), ("415", 1)):
+        assert v("promdrift_exporter_requests_total", route="observations", code=code) == n
+    assert v("promdrift_exporter_rows_total", route="observations", model="penguins") == 2
+    assert m.sample("promdrift_inferences_total") == 2
+    # durations of every answered ingest request, body sizes of every body read
+    assert v("promdrift_exporter_request_duration_seconds_count", route="observations") == 6
+    body = len(json.dumps([{"features": {"year": 2008}}] * 2))
+    assert body <= 256 and v("promdrift_exporter_request_body_bytes_bucket",
+                             route="observations", le="256.0") >= 1
+
+
+def test_sums_near_the_float_limit_are_approximate_and_counts_exact(penguins_species):
+    """docs/metrics.md: a ``_sum`` over values near ±1.8e308 overflows (±Inf, then NaN);
+    buckets and ``_count`` stay exact and nothing fails."""
+    client, (m,) = make(penguins_species)
+    rows = [{"features": {"body_mass_g": x}} for x in (1.7e308, 1.7e308, -1.7e308, -1.7e308)]
+    assert client.post(URL.format("penguins"), json=rows).get_json() == {"accepted": 4}
+    count = m.sample("promdrift_feature_value_count", feature="body_mass_g")
+    first = m.sample("promdrift_feature_value_bucket", feature="body_mass_g",
+                     le=m.baseline.feature("body_mass_g").labels[0])
+    assert (count, first) == (4, 2)
+    total = m.sample("promdrift_feature_value_sum", feature="body_mass_g")
+    assert not np.isfinite(total)
+    assert m.sample("promdrift_instrumentation_errors_total") == 0
