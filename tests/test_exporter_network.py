@@ -349,3 +349,19 @@ def test_sigterm_drains_and_every_acknowledged_row_is_counted(baseline_path, tmp
     with sqlite3.connect(str(labels / "labels-penguins.sqlite3")) as db:
         stored = {r[0] for r in db.execute("SELECT id FROM outcomes")}
     assert stored == set(acknowledged) | {"last"}
+
+
+def test_the_documented_example_web_config_loads(certs, tmp_path):
+    """docs/examples/web-config.yml, with this test's certificate in place of its paths."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "docs", "examples", "web-config.yml")) as f:
+        text = f.read()
+    text = text.replace("/etc/promdrift/tls/tls.crt", str(certs / "server.crt")).replace(
+        "/etc/promdrift/tls/tls.key", str(certs / "server.key"))
+    path = tmp_path / "web-config.yml"
+    path.write_text(text)
+    config = WebConfig.load(str(path))
+    assert config.tls and config.min_version == "TLS12"
+    auth = config.basic_auth()
+    assert auth.check("Basic " + base64.b64encode(b"model-server:change-me").decode())
+    assert not auth.check("Basic " + base64.b64encode(b"prometheus:change-me").decode())
