@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integration.servers import free_port, wait_until
 
-__all__ = ["samples", "drift_samples", "OWN", "assert_same_counts", "post_all", "post_each", "GunicornProcess",
-           "free_port", "wait_until", "BIN", "TIMING"]
+__all__ = ["samples", "drift_samples", "OWN", "assert_same_counts", "post_all", "post_each",
+           "GunicornProcess", "free_port", "wait_until", "BIN", "TIMING"]
 
 BIN = os.path.dirname(sys.executable)
 
