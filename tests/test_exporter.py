@@ -419,6 +419,7 @@ def test_own_metrics_count_every_answer_and_refusal_by_reason(penguins_species):
                              route="observations", le="256.0") >= 1
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the documented sum
 def test_sums_near_the_float_limit_are_approximate_and_counts_exact(penguins_species):
     """docs/metrics.md: a ``_sum`` over values near ±1.8e308 overflows (±Inf, then NaN);
     buckets and ``_count`` stay exact and nothing fails."""
