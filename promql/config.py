@@ -47,6 +47,7 @@ ALERT_NAMES: Dict[str, str] = {
     "PromdriftInvalidValuesHigh": "10m",
     "PromdriftBaselineMissing": "15m",
     "PromdriftInstrumentationErrors": "15m",
+    "PromdriftExporterRejectionsHigh": "10m",
     "PromdriftBaselineInconsistent": "30m",
     "PromdriftModelQualityDegraded": "15m",
     "PromdriftBiasDrift": "15m",
@@ -59,7 +60,7 @@ DEFAULT_RUNBOOK_URL = "https://github.com/promdrift/promdrift/blob/main/docs/run
 RESERVED_LABELS = frozenset({
     "model", "model_version", "feature", "output", "le", "category", "class", "reason",
     "upper", "lower", "actual", "predicted", "facet", "group", "metric", "digest", "created",
-    "schema_version", "status", "kind", "alertname", "severity",
+    "schema_version", "status", "kind", "alertname", "severity", "route", "code",
 })
 
 #: option -> (default, meaning), in documentation order.
@@ -67,7 +68,8 @@ OPTIONS: Dict[str, Tuple[Any, str]] = {
     "windows": (("5m", "1h"), "the windows statistics are recorded for; each gets its own "
                 "rule groups (promdrift-<window>, promdrift-quality-<window>)"),
     "alert_window": ("1h", "the window the distribution, quality, bias alerts read"),
-    "fast_window": ("5m", "the window the invalid-value and instrumentation-error alerts read"),
+    "fast_window": ("5m", "the window the invalid-value, instrumentation-error and exporter-"
+                    "rejection alerts read"),
     "keep_labels": ((), "target labels kept besides model / feature (e.g. cluster, "
                     "namespace, env): statistics are computed per value of them instead of "
                     "pooling every target serving a model"),
