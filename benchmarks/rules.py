@@ -1010,6 +1010,23 @@ def report(result: Result, rule_sets: List[RuleSet], args: argparse.Namespace) -
     return lines
 
 
+def as_json(result: Result) -> Dict[str, Any]:
+    """A run's measurements as plain data."""
+    return {
+        "fleet": result.fleet, "load": result.load, "load_profile": result.load_profile,
+        "numeric_features": result.numeric_features, "head_series": result.head,
+        "errors": result.errors,
+        "rule_sets": {n: {
+            "intervals": w.intervals, "live_durations": w.durations,
+            "missed": {g: w.missed(g) for g in w.durations},
+            "cpu_per_minute": w.cpu_per_minute(),
+            "series": {r: list(c) for r, c in result.series.get(n, {}).items()},
+            "profile": [{"group": g, "rule": r, "query_s": q, "cpu_s": c}
+                        for (g, r), (q, c) in result.profile.get(n, {}).items()],
+        } for n, w in result.watches.items()},
+    }
+
+
 def summary(results: List[Result], rule_sets: List[RuleSet]) -> List[str]:
     """Spread over repeated runs, per fleet: live evaluation s/min and profile CPU s/min of
     every rule set, and their ratios to the first."""
@@ -1136,6 +1153,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--skip-drift", action="store_true", help="skip phase 2")
     p.add_argument("--skip-eval", action="store_true", help="skip phase 1")
     p.add_argument("--top-rules", type=int, default=6, help="list the N slowest rules")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write every measurement of phase 1 to PATH (JSON)")
     args = p.parse_args(argv)
     if not os.access(args.prometheus, os.X_OK):
         p.error(f"--prometheus {args.prometheus}: not an executable (fetch Prometheus 3.5 "
@@ -1168,6 +1187,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.repeat > 1:
                 out += ["", "Spread over the runs (median, min-max):", ""]
                 out += summary(results, rule_sets)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump([as_json(r) for r in results], f, indent=1)
         if not args.skip_drift:
             out += [""] + phase_drift_to_webhook(workdir, args)
     print("\n".join(out))
