@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 # Installs Debian's Prometheus and Alertmanager when a binary is missing (the demo and the
 # tests run against them). With TEST_DEPS=1 (as `make test` sets it) also docker-compose (the
 # tests validate docker-compose.yml with `docker-compose config`; no engine needed) and
-# Chromium (the landing page's browser test).
+# Chromium (the landing page's browser test). With BENCH_DEPS=1 (`make bench`) also
+# apache2-utils, whose `ab` loads the servers of benchmarks/request_path.py.
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
@@ -34,6 +35,9 @@ system-deps:
 	if [ -n "$(TEST_DEPS)" ]; then \
 	  command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	fi; \
+	if [ -n "$(BENCH_DEPS)" ]; then \
+	  command -v ab >/dev/null || missing="$$missing apache2-utils"; \
 	fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -60,10 +64,13 @@ pytest: venv
 demo: system-deps venv
 	$(BIN)/python demo/run.py $(ARGS)
 
-bench: venv
+bench: BENCH_DEPS = 1
+bench: system-deps venv
 	$(BIN)/python benchmarks/observe.py
 	$(BIN)/python benchmarks/exporter.py
 	$(BIN)/python benchmarks/landing.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/multivariate.py
+	$(BIN)/python benchmarks/request_path.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis artifacts .demo

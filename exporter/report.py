@@ -36,14 +36,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from promdrift.instrumentation.baseline import (OTHER, Baseline, Column,
-                                                NumericColumn, category_key)
+from promdrift.instrumentation.baseline import OTHER, Baseline, Column, NumericColumn
 from promdrift.instrumentation import spec
 from promdrift.instrumentation.binning import (bin_counts,
                                                ks_statistic, psi, total_variation,
                                                tvd_noise)
 from promdrift.instrumentation.capture import NONFINITE, CaptureFiles
 from promdrift.instrumentation.files import atomic_write
+from promdrift.instrumentation.values import ABSENT as _ABSENT, REASONS, VALID, category, number
 
 __all__ = ["Thresholds", "FeatureReport", "Violation", "Report", "ReportError",
            "build_report", "ks_2samp", "render_html", "violations_json", "write_report",
@@ -282,48 +282,26 @@ def ks_2samp(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
-_ABSENT = object()
-MISSING, NULL, NAN, INF, WRONG = range(5)
+def _decoded(v: Any) -> Any:
+    """A captured value as the monitor saw it: capture files hold non-finite floats as the
+    strings "NaN", "Infinity", "-Infinity"."""
+    return NONFINITE[v] if type(v) is str and v in NONFINITE else v
 
 
 def _number(v: Any) -> Tuple[int, float]:
-    """(-1, value) for a finite number, else (reason, nan); as ``DriftMonitor`` counts."""
-    if v is _ABSENT:
-        return MISSING, math.nan
-    if v is None:
-        return NULL, math.nan
-    if isinstance(v, (int, float)):  # bool included: 0 / 1, as in the monitor
-        try:
-            x = float(v)
-        except OverflowError:
-            return INF, math.nan
-        if math.isnan(x):
-            return NAN, math.nan
-        if math.isinf(x):
-            return INF, math.nan
-        return -1, x
-    if isinstance(v, str) and v in NONFINITE:
-        return (NAN if v == "NaN" else INF), math.nan
-    return WRONG, math.nan
+    """(VALID, value) for a finite number, else (reason, nan): the value rules of
+    ``promdrift.instrumentation.values``, as ``DriftMonitor`` counts."""
+    return number(_decoded(v))
 
 
 def _category(v: Any) -> Tuple[int, Optional[str]]:
-    if v is _ABSENT:
-        return MISSING, None
-    if v is None:
-        return NULL, None
-    if isinstance(v, str) and v in NONFINITE:
-        return (NAN if v == "NaN" else INF), None
-    if isinstance(v, float) and not math.isfinite(v):
-        return (NAN if math.isnan(v) else INF), None
-    key = category_key(v)
-    return (-1, key) if key is not None else (WRONG, None)
+    return category(_decoded(v))
 
 
 class _Accumulator:
     def __init__(self, name: str, role: str, column: Column):
         self.report = FeatureReport(name=name, role=role, column=column)
-        self.reasons = [0, 0, 0, 0, 0]
+        self.reasons = [0] * len(REASONS)
         self.numbers: List[float] = []
         self.cats: Dict[str, int] = {}
         self.numeric = isinstance(column, NumericColumn)
@@ -332,12 +310,12 @@ class _Accumulator:
         self.report.rows += 1
         if self.numeric:
             reason, x = _number(v)
-            if reason < 0:
+            if reason == VALID:
                 self.numbers.append(x)
                 return
         else:
             reason, key = _category(v)
-            if reason < 0:
+            if reason == VALID:
                 self.cats[key] = self.cats.get(key, 0) + 1
                 return
         self.reasons[reason] += 1
@@ -367,11 +345,9 @@ def _feature_stats(acc: _Accumulator, th: Thresholds, train: Optional[np.ndarray
             hi = col.max + th.range_tolerance * width
             r.out_of_range = float(np.mean((values < lo) | (values > hi)))
     else:
-        labels = list(col.categories)
-        index = {c: i for i, c in enumerate(labels)}
-        counts = np.zeros(len(labels) + 1, dtype=np.int64)
+        counts = np.zeros(len(col.categories) + 1, dtype=np.int64)
         for key, n in acc.cats.items():
-            i = index.get(key)
+            i = col.lookup.get(key)
             if i is None:
                 counts[-1] += n
                 r.unseen[key] = n

@@ -96,8 +96,8 @@ def add_parser(sub: Any) -> None:
                    help="recycle a worker after N requests (default 0: never)")
     p.add_argument("--labels-dir", metavar="DIR",
                    help="track delayed ground truth (POST /v1/models/<model>/labels): one "
-                        "SQLite file of waiting predictions per model here; needs --workers 1 "
-                        "(the quality counters are per process)")
+                        "SQLite file of waiting predictions per model here, shared by the "
+                        "workers")
     p.add_argument("--multiproc-dir", metavar="DIR",
                    help="directory of the per-worker counts files (default: "
                         "$PROMDRIFT_MULTIPROC_DIR, else a temporary directory)")
@@ -133,9 +133,6 @@ def cmd_exporter(args: argparse.Namespace) -> int:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if args.max_requests < 0:
             raise ValueError("--max-requests must be 0 or more")
-        if args.labels_dir and args.workers > 1:
-            raise ValueError("--labels-dir needs --workers 1: the model quality counters are "
-                             "kept per process (docs/multiprocess.md)")
         models = [Baseline.load(path).model for path in args.baseline]  # fail fast, in the master
         if len(set(models)) != len(models):
             raise ValueError(f"two baselines have the same model name: {sorted(models)}")

@@ -51,7 +51,8 @@ from promdrift.instrumentation.flask import CONTENT_TYPE
 from promdrift.instrumentation.outcomes import labels_handler
 
 __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
-           "nesting_depth", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS", "MAX_DEPTH", "NDJSON_TYPES"]
+           "nesting_depth", "bearer_matches", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS",
+           "MAX_DEPTH", "NDJSON_TYPES", "UNSUPPORTED_TYPE"]
 
 log = logging.getLogger("promdrift.exporter")
 
@@ -67,6 +68,26 @@ MAX_DEPTH = 64
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _ROW_KEYS = frozenset({"features", "prediction", "id"})
 _MAX_ID = 256
+
+
+#: The 415 answer: which header to send.
+UNSUPPORTED_TYPE = ("unsupported media type: send the header 'Content-Type: application/json' "
+                    "(a JSON object or array) or 'Content-Type: application/x-ndjson' (one "
+                    "JSON object per line)")
+
+
+def bearer_matches(header: str, token: bytes) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` in the bearer scheme, whose name
+    is case-insensitive (RFC 7235: ``Bearer``, ``bearer``, ``BEARER``); the token is compared
+    in constant time::
+
+        >>> bearer_matches("bearer s3cret", b"s3cret"), bearer_matches("Basic s3cret", b"s3cret")
+        (True, False)
+    """
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token)
 
 
 class PayloadError(Exception):
@@ -214,8 +235,8 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
     """The exporter's Flask app for ``monitors`` (``DriftMonitor`` objects, one per model).
 
     ``token``: when set, every ingest request (and, with ``protect_metrics``, every other
-    endpoint) must carry ``Authorization: Bearer <token>`` (compared in constant time; 401
-    otherwise). ``max_body``: bytes per request body (413 beyond). ``max_rows``: observations
+    endpoint) must carry ``Authorization: Bearer <token>`` (the scheme in any case, the token
+    compared in constant time; 401 otherwise). ``max_body``: bytes per request body (413 beyond). ``max_rows``: observations
     per request (413 beyond). ``/metrics`` renders the monitors' registry when they share one,
     else just their families.
     """
@@ -231,7 +252,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
         raise ValueError(f"max_body must be a positive integer, got {max_body!r}")
     if not (isinstance(max_rows, int) and max_rows > 0):
         raise ValueError(f"max_rows must be a positive integer, got {max_rows!r}")
-    expected = f"Bearer {token.strip()}".encode("utf-8") if token is not None else None
+    expected = token.strip().encode("utf-8") if token is not None else None
     registries = {id(m.registry) for m in ms}
     shared = ms[0].registry if ms and len(registries) == 1 else None
     collector = PromdriftCollector(ms)
@@ -242,8 +263,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
     def authorized() -> bool:
         if expected is None:
             return True
-        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-        return hmac.compare_digest(given, expected)
+        return bearer_matches(request.headers.get("Authorization", ""), expected)
 
     def denied() -> Response:
         resp = PayloadError(401, "missing or wrong bearer token").response()
@@ -291,8 +311,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
                 raise PayloadError(413, f"request body larger than {max_body} bytes")
             mimetype = request.mimetype
             if mimetype not in NDJSON_TYPES and mimetype not in ("", "application/json"):
-                raise PayloadError(415, "send application/json or application/x-ndjson",
-                                   "Content-Type")
+                raise PayloadError(415, UNSUPPORTED_TYPE, "Content-Type")
             body = read_body()
             features, predictions, ids = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
@@ -301,9 +320,9 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             return e.response()
         if not features:
             pass
-        elif (monitor.capture is not None or monitor.outcomes is not None) and any(
-                i is not None for i in ids):
-            # ids feed data capture and the label store: row by row, each with its own id
+        elif monitor.plugins and any(i is not None for i in ids):
+            # ids feed the plugins (data capture, the label store): row by row, each with
+            # its own id
             for f, p, i in zip(features, predictions, ids):
                 monitor.observe(f, p, inference_id=i)
         elif len(features) == 1:

@@ -4,7 +4,8 @@
 """
 
 from .baseline import OTHER, SCHEMA_VERSION, Baseline, BaselineError, CategoricalColumn, NumericColumn
-from .exposition import collector_for, metrics_text
+from .exposition import (collector_for, make_asgi_app, make_wsgi_app, metrics_text,
+                         start_http_server)
 from .landing import landing_page
 from .monitor import DriftMonitor
 from .store import REASONS, CounterStore, Layout
@@ -24,6 +25,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "collector_for",
     "metrics_text",
+    "make_wsgi_app",
+    "make_asgi_app",
+    "start_http_server",
     "landing_page",
     "__version__",
 ]

@@ -27,16 +27,18 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .baseline import BaselineError
-from .quality import Family, Labels, Sample, number
+from .columns import BaselineError, Column, reference_number
+from .exposition import BlockPlan
+from .plugins import Call, Plugin
+from .store import Block, Labels
+from .values import NUMBER_TYPES, finite_number
 
-__all__ = ["AttributionCounters", "ndcg", "attribution_reference"]
-
-_FLOATS = frozenset({float, int, np.float64, np.float32})
+__all__ = ["AttributionCounters", "AttributionTracker", "ndcg", "attribution_reference",
+           "parse_attribution_reference"]
 
 
 def ndcg(live: Mapping[str, float], reference: Mapping[str, float]) -> float:
@@ -81,8 +83,22 @@ def attribution_reference(features: Sequence[str], attributions: Any) -> Dict[st
     return out
 
 
+def parse_attribution_reference(section: Any, features: Sequence[Column], source: str
+                                ) -> Dict[str, float]:
+    """The ``attribution`` section of a baseline file, validated (``BaselineError`` naming
+    what is wrong); ``{}`` when absent."""
+    names = {c.name for c in features}
+    attribution = {}
+    for f, v in (section or {}).items():
+        if f not in names:
+            raise BaselineError(f"{source}: attribution of unknown feature {f!r}")
+        attribution[f] = reference_number(v, f"attribution.{f}", source)
+    return attribution
+
+
 class AttributionCounters:
-    """Sums of |attribution| per feature: cumulative counters and a sliding window.
+    """Sums of |attribution| per feature: counters in a block of counter slots (exact across
+    processes, in ``store``) and, per process, a sliding window for the nDCG.
 
         >>> c = AttributionCounters(["x", "y"], {"x": 1.0, "y": 0.5}, clock=lambda: 0.0)
         >>> c.add([{"x": -0.2, "y": 0.9}, {"x": 0.1, "y": -0.7}])
@@ -94,7 +110,10 @@ class AttributionCounters:
 
     def __init__(self, features: Sequence[str], reference: Mapping[str, float], *,
                  window: float = 3600.0, slots: int = 60,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, model: str = "model",
+                 digest: str = "", labels: Optional[Labels] = None,
+                 store: Optional[Callable[[Block], Any]] = None):
+        from .store import CounterStore
         if not window > 0 or slots < 1:
             raise ValueError("window must be positive and slots at least 1")
         self.features = list(features)
@@ -106,10 +125,25 @@ class AttributionCounters:
         self.clock = clock
         self.lock = threading.Lock()
         n = len(self.features)
-        self.sums = np.zeros(n)
-        self.counts = np.zeros(n, dtype=np.int64)
-        self.rows = 0
-        self.invalid = 0
+        base = (("model", model),) if labels is None else tuple(labels)
+        self.block = b = Block("attribution", model, digest, base)
+        self._sums = b.slots(n)
+        self._counts = b.slots(n)
+        for i, f in enumerate(self.features):
+            b.expose("promdrift_attribution_abs_sum", "_total", (("feature", f),),
+                     self._sums + i, is_float=True)
+        for i, f in enumerate(self.features):
+            b.expose("promdrift_attribution_values", "_total", (("feature", f),),
+                     self._counts + i)
+        self._valid = b.counter("promdrift_attribution_rows", "_total",
+                                (("status", "valid"),))
+        self._invalid = b.counter("promdrift_attribution_rows", "_total",
+                                  (("status", "invalid"),))
+        for f, v in sorted(self.reference.items()):
+            b.constant("promdrift_baseline_attribution", "", (("feature", f),), v)
+        self.base = base
+        self.plan = BlockPlan(b)
+        self.store = (store or CounterStore)(b)
         self._wsums = np.zeros((self.slots, n))
         self._wcounts = np.zeros((self.slots, n), dtype=np.int64)
         self._wrows = np.zeros(self.slots, dtype=np.int64)
@@ -123,7 +157,7 @@ class AttributionCounters:
                 values = [attributions[f] for f in self.features]
             except KeyError:
                 values = None
-            if values is not None and set(map(type, values)) <= _FLOATS:
+            if values is not None and set(map(type, values)) <= NUMBER_TYPES:
                 x = np.abs(np.array(values, dtype=np.float64))
                 if np.isfinite(x).all():
                     return x
@@ -131,7 +165,7 @@ class AttributionCounters:
         if isinstance(attributions, Mapping):
             for k, v in attributions.items():
                 i = self.index.get(k)
-                x = number(v)
+                x = finite_number(v)
                 if i is not None and x is not None:
                     out[i] = abs(x)
         else:
@@ -140,7 +174,7 @@ class AttributionCounters:
             if len(seq) != len(self.features):
                 raise ValueError(f"{len(seq)} attributions for {len(self.features)} features")
             for i, v in enumerate(seq):
-                x = number(v)
+                x = finite_number(v)
                 if x is not None:
                     out[i] = abs(x)
         return out
@@ -148,22 +182,27 @@ class AttributionCounters:
     def add(self, rows: Sequence[Any]) -> None:
         """Count the attributions of a batch of inferences (one entry per inference)."""
         vecs = []
+        invalid = 0
         for r in rows:
             try:
                 vecs.append(self.vector(r))
             except (TypeError, ValueError):
-                with self.lock:
-                    self.invalid += 1
+                invalid += 1
+        if invalid:
+            self.store.add((self._invalid,), (float(invalid),))
         if not vecs:
             return
         m = vecs[0][None] if len(vecs) == 1 else np.vstack(vecs)
         ok = np.isfinite(m)
         sums = np.where(ok, m, 0.0).sum(0)
         counts = ok.sum(0)
+        n = len(self.features)
+        store = self.store
+        with store.lock:
+            store.counts[self._sums:self._sums + n] += sums
+            store.counts[self._counts:self._counts + n] += counts
+            store.counts[self._valid] += len(vecs)
         with self.lock:
-            self.sums += sums
-            self.counts += counts
-            self.rows += len(vecs)
             s = self._slot(self.clock())
             self._wsums[s] += sums
             self._wcounts[s] += counts
@@ -179,7 +218,7 @@ class AttributionCounters:
             self._wrows[s] = 0
         return s
 
-    def window_means(self):
+    def window_means(self) -> Tuple[Dict[str, float], int]:
         """``({feature: mean |attribution| over the window}, rows in the window)``."""
         now = int(self.clock() // self.slot_len)
         with self.lock:
@@ -201,39 +240,42 @@ class AttributionCounters:
         v = ndcg(means, self.reference)
         return None if math.isnan(v) else v
 
-    def families(self, base: Labels) -> List[Family]:
-        with self.lock:
-            sums, counts, rows, invalid = (self.sums.copy(), self.counts.copy(), self.rows,
-                                           self.invalid)
-        _, wrows = self.window_means()
+    def scrape_samples(self) -> List[Tuple[str, str, Labels, float]]:
+        """The per-process window gauges: rows in the window, and the nDCG."""
+        _, rows = self.window_means()
+        out = [("promdrift_attribution_window_rows", "promdrift_attribution_window_rows",
+                self.base, float(rows))]
         score = self.ndcg()
-        abs_sum: List[Sample] = []
-        values: List[Sample] = []
-        for i, f in enumerate(self.features):
-            lab = base + (("feature", f),)
-            abs_sum.append(("promdrift_attribution_abs_sum_total", lab, float(sums[i])))
-            values.append(("promdrift_attribution_values_total", lab, float(counts[i])))
-        ref = [("promdrift_baseline_attribution", base + (("feature", f),), float(v))
-               for f, v in sorted(self.reference.items())]
-        fams: List[Family] = [
-            ("promdrift_attribution_abs_sum", "counter",
-             "Sum of |attribution| of a feature over the inferences that passed one.", abs_sum),
-            ("promdrift_attribution_values", "counter",
-             "Attribution values counted per feature (finite numbers only).", values),
-            ("promdrift_attribution_rows", "counter",
-             "Inferences that passed attributions (invalid: not readable at all).",
-             [("promdrift_attribution_rows_total", base + (("status", "valid"),), float(rows)),
-              ("promdrift_attribution_rows_total", base + (("status", "invalid"),),
-               float(invalid))]),
-            ("promdrift_attribution_window_rows", "gauge",
-             "Inferences with attributions in this process's nDCG window.",
-             [("promdrift_attribution_window_rows", base, float(wrows))]),
-            ("promdrift_attribution_ndcg", "gauge",
-             "nDCG of the live feature ranking by mean |attribution| over the window against "
-             "the baseline ranking (1 = same ranking); absent without live attributions or a "
-             "baseline ranking.",
-             [] if score is None else [("promdrift_attribution_ndcg", base, score)]),
-            ("promdrift_baseline_attribution", "gauge",
-             "Baseline mean |attribution| of a feature.", ref),
-        ]
-        return [fam for fam in fams if fam[3]]
+        if score is not None:
+            out.append(("promdrift_attribution_ndcg", "promdrift_attribution_ndcg",
+                        self.base, score))
+        return out
+
+
+class AttributionTracker(Plugin):
+    """Counts per-feature ``|attribution|`` passed to ``observe(..., attributions=...)`` and
+    exposes the nDCG of the last ``window`` seconds' ranking against the baseline's
+    (``DriftMonitor.track_attributions`` builds one)."""
+
+    name = "attributions"
+
+    def __init__(self, *, window: float = 3600.0, slots: int = 60,
+                 clock: Callable[[], float] = time.time):
+        self._window = {"window": window, "slots": slots, "clock": clock}
+
+    def bind(self, monitor: Any) -> None:
+        super().bind(monitor)
+        b = monitor.baseline
+        self.counters = AttributionCounters(b.feature_names, b.attribution, model=b.model,
+                                            digest=b.digest, labels=monitor.plan_labels,
+                                            store=monitor.store.sibling, **self._window)
+
+    def observe(self, call: Call) -> None:
+        if call.attributions_given is not None:
+            self.counters.add(call.attributions)
+
+    def exposed(self) -> List[Tuple[Any, Any]]:
+        return [(self.counters.plan, self.counters.store)]
+
+    def scrape_samples(self) -> List[Tuple[str, str, Labels, float]]:
+        return self.counters.scrape_samples()

@@ -15,14 +15,17 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import binning
+from .attribution import attribution_reference, parse_attribution_reference
+from .bias import bias_reference, parse_bias_reference
+from .columns import (OTHER, BaselineError, CategoricalColumn, Column, NumericColumn,
+                      category_key, column_from_dict)
 from .files import atomic_write
+from .quality import parse_quality_reference, quality_reference
 from .tabular import DataError, numeric_column, read_csv, to_columns
 
 __all__ = [
@@ -37,179 +40,7 @@ __all__ = [
 
 #: Version of the baseline JSON schema this promdrift writes and the newest it reads.
 SCHEMA_VERSION = 1
-#: The category every value outside the training top-K is counted under.
-OTHER = "__other__"
 _KIND = "promdrift-baseline"
-
-
-class BaselineError(ValueError):
-    """Bad input to ``Baseline.fit`` or an unreadable / incompatible baseline file."""
-
-
-def category_key(value: Any) -> Optional[str]:
-    """The category string of a value, or ``None`` when it is not a valid category.
-
-    Strings stay as they are; integers and integral floats become ``"3"`` (so a category read
-    from CSV, from JSON and from a numpy array agree); other floats use ``repr``; booleans
-    ``"True"`` / ``"False"``. ``None``, NaN, infinities, containers and other objects are not
-    categories.
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not math.isfinite(v):
-            return None
-        return str(int(v)) if v.is_integer() and abs(v) < 1e16 else repr(v)
-    return None
-
-
-@dataclass(frozen=True)
-class NumericColumn:
-    """Baseline of a numeric column: bucket edges and training counts per bucket.
-
-    ``counts`` has ``len(edges) + 1`` entries, non-cumulative, the last for ``+Inf``.
-
-        >>> c = NumericColumn("x", edges=(1.0, 2.0), counts=(3, 4, 5), invalid=1,
-        ...                   min=0.0, max=9.0, mean=2.5, std=1.0, sum=30.0)
-        >>> c.count, c.cumulative()
-        (12, [3, 7, 12])
-    """
-
-    name: str
-    edges: Tuple[float, ...]
-    counts: Tuple[int, ...]
-    invalid: int
-    min: float
-    max: float
-    mean: float
-    std: float
-    sum: float
-    kind = "numeric"
-
-    @property
-    def count(self) -> int:
-        """Number of valid training values."""
-        return int(sum(self.counts))
-
-    @property
-    def labels(self) -> List[str]:
-        """The ``le`` strings of the buckets, ``+Inf`` last."""
-        return [binning.format_le(e) for e in self.edges] + ["+Inf"]
-
-    def cumulative(self) -> List[int]:
-        """Cumulative counts, as Prometheus exposes bucket values."""
-        return np.cumsum(self.counts).astype(int).tolist()
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "edges": list(self.edges),
-                "counts": list(self.counts), "invalid": self.invalid, "min": self.min,
-                "max": self.max, "mean": self.mean, "std": self.std, "sum": self.sum}
-
-    @classmethod
-    def fit(cls, name: str, values: np.ndarray, bins: int) -> "NumericColumn":
-        """Quantile edges and counts of the finite entries of ``values``."""
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            raise BaselineError(f"column {name!r} has no valid values "
-                                f"(all {values.size} rows missing, NaN or infinite)")
-        edges = binning.quantile_edges(finite, bins)
-        counts = binning.bin_counts(edges, finite)
-        return cls(name=name, edges=tuple(edges.tolist()), counts=tuple(counts.tolist()),
-                   invalid=int(values.size - finite.size), min=float(finite.min()),
-                   max=float(finite.max()), mean=float(finite.mean()),
-                   std=float(finite.std()), sum=float(finite.sum()))
-
-
-@dataclass(frozen=True)
-class CategoricalColumn:
-    """Baseline of a categorical column: the training top-K categories and their counts.
-
-    ``counts`` has ``len(categories) + 1`` entries, the last for ``__other__`` (training
-    values outside the top K).
-
-        >>> c = CategoricalColumn("plan", categories=("a", "b"), counts=(5, 3, 1), invalid=0,
-        ...                       distinct=3)
-        >>> c.labels, c.count
-        (['a', 'b', '__other__'], 9)
-    """
-
-    name: str
-    categories: Tuple[str, ...]
-    counts: Tuple[int, ...]
-    invalid: int
-    distinct: int
-    kind = "categorical"
-
-    @property
-    def count(self) -> int:
-        return int(sum(self.counts))
-
-    @property
-    def labels(self) -> List[str]:
-        return list(self.categories) + [OTHER]
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "categories": list(self.categories),
-                "counts": list(self.counts), "invalid": self.invalid, "distinct": self.distinct}
-
-    @classmethod
-    def fit(cls, name: str, values: np.ndarray, top_k: int) -> "CategoricalColumn":
-        """Top-K categories by count (ties broken by name) plus ``__other__``."""
-        keys = [category_key(v) for v in values.tolist()]
-        valid = [k for k in keys if k is not None]
-        if not valid:
-            raise BaselineError(f"column {name!r} has no valid values "
-                                f"(all {len(keys)} rows missing or invalid)")
-        uniq, counts = np.unique(np.array(valid, dtype=object), return_counts=True)
-        order = sorted(range(len(uniq)), key=lambda i: (-counts[i], uniq[i]))
-        top = order[:top_k]
-        other = int(sum(counts[i] for i in order[top_k:]))
-        return cls(name=name, categories=tuple(str(uniq[i]) for i in top),
-                   counts=tuple(int(counts[i]) for i in top) + (other,),
-                   invalid=len(keys) - len(valid), distinct=len(uniq))
-
-
-Column = Union[NumericColumn, CategoricalColumn]
-
-
-def _column_from_dict(d: Mapping[str, Any], where: str) -> Column:
-    try:
-        kind = d["kind"]
-        if kind == "numeric":
-            col = NumericColumn(
-                name=str(d["name"]), edges=tuple(float(e) for e in d["edges"]),
-                counts=tuple(int(c) for c in d["counts"]), invalid=int(d["invalid"]),
-                min=float(d["min"]), max=float(d["max"]), mean=float(d["mean"]),
-                std=float(d["std"]), sum=float(d["sum"]))
-            e = np.array(col.edges)
-            if len(col.counts) != len(col.edges) + 1:
-                raise BaselineError(f"{where}: {len(col.counts)} counts for {len(col.edges)} edges")
-            if not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
-                raise BaselineError(f"{where}: edges must be finite and strictly increasing")
-        elif kind == "categorical":
-            col = CategoricalColumn(
-                name=str(d["name"]), categories=tuple(str(c) for c in d["categories"]),
-                counts=tuple(int(c) for c in d["counts"]), invalid=int(d["invalid"]),
-                distinct=int(d["distinct"]))
-            if len(col.counts) != len(col.categories) + 1:
-                raise BaselineError(f"{where}: {len(col.counts)} counts for "
-                                    f"{len(col.categories)} categories plus {OTHER}")
-            if len(set(col.categories)) != len(col.categories) or OTHER in col.categories:
-                raise BaselineError(f"{where}: duplicate or reserved category names")
-        else:
-            raise BaselineError(f"{where}: unknown kind {kind!r}")
-    except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, BaselineError):
-            raise
-        raise BaselineError(f"{where}: malformed column ({type(e).__name__}: {e})") from None
-    if any(c < 0 for c in col.counts):
-        raise BaselineError(f"{where}: negative counts")
-    return col
 
 
 def _replace(baseline: "Baseline", **changes: Any) -> "Baseline":
@@ -394,7 +225,6 @@ class Baseline:
         exposes them and the quality alerts compare the live values with them.
         ``output`` defaults to the only prediction output.
         """
-        from .quality import quality_reference
         col = self._output_column(output)
         values = quality_reference(col, y_true, y_pred)
         return _replace(self, quality={**self.quality, col.name: values})
@@ -406,7 +236,6 @@ class Baseline:
         group minus that share in all other groups (``dppl``), and with ``y_true`` the same
         difference of recall (``recall_difference``). ``features``: columns (a dict of
         arrays, rows, ...) holding the facet columns."""
-        from .bias import bias_reference
         col = self._output_column(output)
         names = _names(facets)
         if not names:
@@ -432,7 +261,6 @@ class Baseline:
         training or validation set): a dict ``{feature: values}`` or a 2-D array with one
         column per baseline feature, in baseline order. Features with no finite value are
         left out. The live ranking of features is compared with this one (nDCG)."""
-        from .attribution import attribution_reference
         return _replace(self, attribution=attribution_reference(self.feature_names,
                                                                 attributions))
 
@@ -459,9 +287,9 @@ class Baseline:
                 f"{source}: schema_version {version} is newer than this promdrift reads "
                 f"(up to {SCHEMA_VERSION}); upgrade promdrift to load it")
         try:
-            feats = [_column_from_dict(c, f"{source}: feature {i}")
+            feats = [column_from_dict(c, f"{source}: feature {i}")
                      for i, c in enumerate(d["features"])]
-            preds = [_column_from_dict(c, f"{source}: prediction {i}")
+            preds = [column_from_dict(c, f"{source}: prediction {i}")
                      for i, c in enumerate(d.get("predictions", []))]
             model = d["model"]
         except (KeyError, TypeError) as e:
@@ -473,8 +301,9 @@ class Baseline:
         names = [c.name for c in feats] + [c.name for c in preds]
         if len(set(names)) != len(names):
             raise BaselineError(f"{source}: duplicate feature or output names")
-        from .outcomes import check_references
-        quality, bias, attribution = check_references(d, feats, preds, source)
+        quality = parse_quality_reference(d.get("quality"), preds, source)
+        bias = parse_bias_reference(d.get("bias"), feats, preds, source)
+        attribution = parse_attribution_reference(d.get("attribution"), feats, source)
         return cls(model=model, features=tuple(feats), predictions=tuple(preds),
                    rows=int(d.get("rows", 0)), created=str(d.get("created", "")),
                    schema_version=version, metadata=dict(d.get("metadata") or {}),

@@ -24,15 +24,20 @@ and the alert compares them with the same values on validation data
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .baseline import BaselineError, CategoricalColumn, Column
-from .quality import Family, Labels, Sample, _values, class_index
+from .columns import BaselineError, CategoricalColumn, Column, reference_number
+from .exposition import BlockPlan
+from .plugins import Call, Plugin
+from .quality import values_of
+from .store import Block, Labels
+from .values import category
 
-__all__ = ["BiasCounters", "bias_reference", "group_differences"]
+__all__ = ["BiasCounters", "FacetTracker", "bias_reference", "group_differences",
+           "parse_bias_reference"]
 
 
 def group_differences(hits: np.ndarray, totals: np.ndarray) -> np.ndarray:
@@ -55,9 +60,9 @@ def bias_reference(facet: CategoricalColumn, output: Column, facet_values: Any,
     if not isinstance(output, CategoricalColumn):
         raise BaselineError(f"bias needs a categorical prediction output; {output.name!r} "
                             f"is numeric")
-    groups = list(_values(facet_values))
-    preds = list(_values(y_pred))
-    trues = None if y_true is None else list(_values(y_true))
+    groups = list(values_of(facet_values))
+    preds = list(values_of(y_pred))
+    trues = None if y_true is None else list(values_of(y_true))
     if len(groups) != len(preds) or (trues is not None and len(trues) != len(preds)):
         raise BaselineError(f"facet values, predictions and labels differ in length: "
                             f"{len(groups)}, {len(preds)}, "
@@ -67,12 +72,12 @@ def bias_reference(facet: CategoricalColumn, output: Column, facet_values: Any,
     actual = np.zeros((ng, nc))
     tp = np.zeros((ng, nc))
     for i, (g, p) in enumerate(zip(groups, preds)):
-        gi, pi = class_index(facet, g), class_index(output, p)
+        gi, pi = facet.index(g), output.index(p)
         if gi is None or pi is None:
             continue
         pred_counts[gi, pi] += 1
         if trues is not None:
-            ai = class_index(output, trues[i])
+            ai = output.index(trues[i])
             if ai is not None:
                 actual[gi, ai] += 1
                 tp[gi, ai] += ai == pi
@@ -99,18 +104,44 @@ def _nested(values: np.ndarray, facet: CategoricalColumn, output: CategoricalCol
     return out
 
 
+def parse_bias_reference(section: Any, features: Sequence[Column], outputs: Sequence[Column],
+                         source: str) -> Dict[str, Any]:
+    """The ``bias`` section of a baseline file, validated (``BaselineError`` naming what is
+    wrong); ``{}`` when absent."""
+    feats = {c.name: c for c in features}
+    outs = {c.name: c for c in outputs}
+    bias: Dict[str, Any] = {}
+    for facet, entry in (section or {}).items():
+        if not isinstance(feats.get(facet), CategoricalColumn) or not isinstance(entry, dict) \
+                or not isinstance(outs.get(entry.get("output")), CategoricalColumn):
+            raise BaselineError(f"{source}: bias of {facet!r} needs a categorical feature and "
+                                f"a categorical output")
+        clean: Dict[str, Any] = {"output": entry["output"]}
+        for metric in ("dppl", "recall_difference"):
+            if metric in entry:
+                clean[metric] = {str(g): {str(c): reference_number(v, f"bias.{facet}.{metric}",
+                                                                    source)
+                                          for c, v in row.items()}
+                                 for g, row in entry[metric].items()}
+        bias[facet] = clean
+    return bias
+
+
 class BiasCounters:
-    """Per (facet, group, class) counts of predictions, actual classes and true positives.
+    """Per (facet, group, class) counts of predictions, actual classes and true positives,
+    in a block of counter slots kept in ``store``.
 
         >>> from promdrift.instrumentation import Baseline
         >>> b = Baseline.fit({"g": ["a", "b"], "y": ["p", "n"]}, predictions="y")
         >>> bc = BiasCounters(b, ["g"])
         >>> bc.count_predictions({"g": "a"}, {"y": "p"})
-        >>> int(bc.predictions["g", "y"][0, 1])   # group a (index 0), class p (index 1)
+        >>> int(bc.predictions("g", "y")[0, 1])   # group a (index 0), class p (index 1)
         1
     """
 
-    def __init__(self, baseline: Any, facets: Sequence[str]):
+    def __init__(self, baseline: Any, facets: Sequence[str], labels: Optional[Labels] = None,
+                 store: Optional[Callable[[Block], Any]] = None):
+        from .store import CounterStore
         self.facets: Dict[str, CategoricalColumn] = {}
         for name in facets:
             col = baseline.feature(name) if name in baseline.feature_names else None
@@ -123,57 +154,24 @@ class BiasCounters:
         if not self.outputs:
             raise ValueError(f"model {baseline.model!r}: bias needs a categorical prediction "
                              f"output in the baseline")
-        self.lock = threading.Lock()
-        self.predictions: Dict[Tuple[str, str], np.ndarray] = {}
-        self.actual: Dict[Tuple[str, str], np.ndarray] = {}
-        self.true_positives: Dict[Tuple[str, str], np.ndarray] = {}
+        base = (("model", baseline.model),) if labels is None else tuple(labels)
+        self.block = b = Block("bias", baseline.model, baseline.digest, base)
+        #: first slot of each (facet, output) table; tables are (groups, classes), row-major,
+        #: predictions then labels then true positives
+        self._first: Dict[Tuple[str, str], int] = {}
+        families = ("promdrift_bias_predictions", "promdrift_bias_labels",
+                    "promdrift_bias_true_positives")
         for f, fc in self.facets.items():
             for o, oc in self.outputs.items():
-                shape = (len(fc.categories) + 1, len(oc.categories) + 1)
-                for d in (self.predictions, self.actual, self.true_positives):
-                    d[f, o] = np.zeros(shape, dtype=np.int64)
-
-    def count_predictions(self, groups: Dict[str, Any], prediction: Dict[str, Any]) -> None:
-        """One inference: ``groups`` ``{facet: value}``, ``prediction`` ``{output: value}``."""
-        idx = [(f, class_index(c, groups.get(f))) for f, c in self.facets.items()]
-        cls = [(o, class_index(c, prediction.get(o))) for o, c in self.outputs.items()
-               if o in prediction]
-        with self.lock:
-            for f, gi in idx:
-                if gi is None:
-                    continue
-                for o, ci in cls:
-                    if ci is not None:
-                        self.predictions[f, o][gi, ci] += 1
-
-    def count_labels(self, groups: Dict[str, Any], classes: Dict[str, Tuple[int, int]]) -> None:
-        """One joined label: ``classes`` ``{output: (actual, predicted)}`` class indices."""
-        idx = [(f, class_index(c, groups.get(f))) for f, c in self.facets.items()]
-        with self.lock:
-            for f, gi in idx:
-                if gi is None:
-                    continue
-                for o, (a, p) in classes.items():
-                    if (f, o) in self.actual:
-                        self.actual[f, o][gi, a] += 1
-                        self.true_positives[f, o][gi, a] += a == p
-
-    def families(self, base: Labels, baseline: Any) -> List[Family]:
-        with self.lock:
-            snap = [(k, self.predictions[k].copy(), self.actual[k].copy(),
-                     self.true_positives[k].copy()) for k in self.predictions]
-        pred: List[Sample] = []
-        act: List[Sample] = []
-        tp: List[Sample] = []
-        for (f, o), p, a, t in snap:
-            groups, classes = self.facets[f].labels, self.outputs[o].labels
-            for gi, g in enumerate(groups):
-                for ci, c in enumerate(classes):
-                    lab = base + (("facet", f), ("group", g), ("output", o), ("class", c))
-                    pred.append(("promdrift_bias_predictions_total", lab, float(p[gi, ci])))
-                    act.append(("promdrift_bias_labels_total", lab, float(a[gi, ci])))
-                    tp.append(("promdrift_bias_true_positives_total", lab, float(t[gi, ci])))
-        ref: List[Sample] = []
+                groups, classes = fc.labels, oc.labels
+                size = len(groups) * len(classes)
+                first = self._first[f, o] = b.slots(3 * size)
+                for t, family in enumerate(families):
+                    for gi, g in enumerate(groups):
+                        for ci, c in enumerate(classes):
+                            b.expose(family, "_total", (("facet", f), ("group", g),
+                                                        ("output", o), ("class", c)),
+                                     first + t * size + gi * len(classes) + ci)
         for f in self.facets:
             entry = baseline.bias.get(f)
             if not entry or entry.get("output") not in self.outputs:
@@ -181,20 +179,97 @@ class BiasCounters:
             for metric in ("dppl", "recall_difference"):
                 for g, row in sorted(entry.get(metric, {}).items()):
                     for c, v in sorted(row.items()):
-                        ref.append(("promdrift_baseline_bias", base + (
+                        b.constant("promdrift_baseline_bias", "", (
                             ("facet", f), ("group", g), ("output", entry["output"]),
-                            ("class", c), ("metric", metric)), float(v)))
-        fams: List[Family] = [
-            ("promdrift_bias_predictions", "counter",
-             "Predictions per facet group and predicted class.", pred),
-            ("promdrift_bias_labels", "counter",
-             "Joined labels per facet group and actual class.", act),
-            ("promdrift_bias_true_positives", "counter",
-             "Joined labels whose predicted class is the actual class, per facet group and "
-             "class.", tp),
-            ("promdrift_baseline_bias", "gauge",
-             "Validation-set group-minus-rest difference of a class's prediction share "
-             "(metric dppl) or recall (metric recall_difference).", ref),
-        ]
-        return [fam for fam in fams if fam[3]]
+                            ("class", c), ("metric", metric)), v)
+        self.plan = BlockPlan(b)
+        self.store = (store or CounterStore)(b)
 
+    def _table(self, facet: str, output: str, which: int) -> np.ndarray:
+        groups = len(self.facets[facet].categories) + 1
+        classes = len(self.outputs[output].categories) + 1
+        start = self._first[facet, output] + which * groups * classes
+        return self.store.snapshot()[start:start + groups * classes].reshape(
+            groups, classes).astype(np.int64)
+
+    def predictions(self, facet: str, output: str) -> np.ndarray:
+        """Predictions per (group, class) of a facet and an output."""
+        return self._table(facet, output, 0)
+
+    def _slot(self, facet: str, output: str, which: int, gi: int, ci: int) -> int:
+        classes = len(self.outputs[output].categories) + 1
+        groups = len(self.facets[facet].categories) + 1
+        return self._first[facet, output] + which * groups * classes + gi * classes + ci
+
+    def groups(self, row: Any, positions: Dict[str, int]) -> Dict[str, Optional[str]]:
+        """``{facet: category key}`` of a row (a mapping, or a sequence in baseline order)."""
+        out = {}
+        for f in self.facets:
+            v = row.get(f) if isinstance(row, Mapping) else row[positions[f]]
+            out[f] = category(v)[1]
+        return out
+
+    def count_predictions(self, groups: Dict[str, Any], prediction: Dict[str, Any]) -> None:
+        """One inference: ``groups`` ``{facet: value}``, ``prediction`` ``{output: value}``."""
+        slots = []
+        cls = [(o, c.index(prediction.get(o))) for o, c in self.outputs.items()
+               if o in prediction]
+        for f, c in self.facets.items():
+            gi = c.index(groups.get(f))
+            if gi is None:
+                continue
+            slots += [self._slot(f, o, 0, gi, ci) for o, ci in cls if ci is not None]
+        if slots:
+            self.store.add(slots)
+
+    def count_labels(self, groups: Dict[str, Any], classes: Dict[str, Tuple[int, int]]) -> None:
+        """One joined label: ``classes`` ``{output: (actual, predicted)}`` class indices."""
+        slots = []
+        for f, c in self.facets.items():
+            gi = c.index(groups.get(f))
+            if gi is None:
+                continue
+            for o, (a, p) in classes.items():
+                if (f, o) in self._first:
+                    slots.append(self._slot(f, o, 1, gi, a))
+                    if a == p:
+                        slots.append(self._slot(f, o, 2, gi, a))
+        if slots:
+            self.store.add(slots)
+
+
+class FacetTracker(Plugin):
+    """Counts predictions (and, with ``LabelTracker``, joined labels) per group of each facet
+    (``DriftMonitor.track_facets`` builds one; default facets: the baseline's bias section).
+    """
+
+    name = "facets"
+
+    def __init__(self, *facets: str):
+        self.names = list(facets)
+
+    def bind(self, monitor: Any) -> None:
+        super().bind(monitor)
+        names = self.names or sorted(monitor.baseline.bias)
+        if not names:
+            raise ValueError("name the facets (categorical features), or set them in the "
+                             "baseline with Baseline.with_bias")
+        self.counters = BiasCounters(monitor.baseline, names, monitor.plan_labels,
+                                     monitor.store.sibling)
+        self.facets = self.counters.facets
+        self._positions = {n: i for i, n in enumerate(monitor.baseline.feature_names)}
+
+    def observe(self, call: Call) -> None:
+        if call.prediction is None:
+            return
+        for row, outs in zip(call.rows, call.outputs):
+            self.counters.count_predictions(self.counters.groups(row, self._positions), outs)
+
+    def remember(self, call: Call, i: int) -> Any:
+        return self.counters.groups(call.rows[i], self._positions)
+
+    def joined(self, memory: Any, classes: Dict[str, Tuple[int, int]]) -> None:
+        self.counters.count_labels(memory, classes)
+
+    def exposed(self) -> List[Tuple[Any, Any]]:
+        return [(self.counters.plan, self.counters.store)]

@@ -62,7 +62,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["DataCapture", "read_capture", "CaptureFiles", "DROP_REASONS", "NONFINITE"]
+from .plugins import Plugin
+from .values import is_batch
+
+__all__ = ["DataCapture", "CaptureTracker", "read_capture", "CaptureFiles", "DROP_REASONS",
+           "NONFINITE"]
 
 log = logging.getLogger("promdrift")
 
@@ -140,12 +144,20 @@ def _snapshot(v: Any) -> Any:
     return v
 
 
-def _is_batch(features: Any) -> bool:
-    """The same rule as ``DriftMonitor.observe``: a 2-D array or a sequence of rows."""
-    if isinstance(features, np.ndarray):
-        return features.ndim == 2
-    return (isinstance(features, (list, tuple)) and bool(features)
-            and isinstance(features[0], (Mapping, list, tuple, np.ndarray)))
+class _Counters:
+    """The capture counters of one model: a block of counter slots and its store."""
+
+    def __init__(self, model: str, store: Any = None, digest: str = ""):
+        from .exposition import BlockPlan
+        from .store import Block
+        b = Block("capture", model, digest, (("model", model),))
+        self.rows = b.counter("promdrift_capture_rows")
+        self.dropped = {r: b.counter("promdrift_capture_dropped", "_total", (("reason", r),))
+                        for r in DROP_REASONS}
+        if store is None:
+            from .multiprocess import default_store
+            store = default_store
+        self.block, self.plan, self.store = b, BlockPlan(b), store(b)
 
 
 def _fsync_dir(directory: str) -> None:
@@ -245,8 +257,8 @@ class DataCapture:
         self._random = random.Random(seed).random
         self._host = _host()
         self._lock = threading.Lock()  # counters, thread start
-        self._rows: Dict[str, int] = {}
-        self._dropped: Dict[Tuple[str, str], int] = {}
+        self._counters: Dict[str, _Counters] = {}
+        self._attached: set = set()  # models whose monitor exposes their counters
         self._registries: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._logged: set = set()
         self._closed = False
@@ -284,7 +296,7 @@ class DataCapture:
             if self._closed:
                 return 0
             rate = self.sample_rate
-            if not _is_batch(features):
+            if not is_batch(features):
                 if rate < 1.0 and self._random() >= rate:
                     return 0
                 items = [(features, prediction, inference_id, None)]
@@ -322,10 +334,19 @@ class DataCapture:
             self._failed(model, "encode_error", "record")
             return 0
 
+    def _counter(self, model: str) -> _Counters:
+        c = self._counters.get(model)
+        if c is None:
+            with self._lock:
+                c = self._counters.get(model)
+                if c is None:
+                    c = self._counters[model] = _Counters(model)
+        return c
+
     def _drop(self, model: str, reason: str, n: int = 1) -> None:
-        with self._lock:
-            key = (model, reason)
-            self._dropped[key] = self._dropped.get(key, 0) + n
+        if n:
+            c = self._counter(model)
+            c.store.add((c.dropped[reason],), (float(n),))
 
     def _failed(self, model: str, reason: str, where: str, n: int = 1) -> None:
         try:
@@ -474,9 +495,9 @@ class DataCapture:
                 self._failed(m, "write_error", "write", models.count(m))
             self._abandon()
             return
-        with self._lock:
-            for m in models:
-                self._rows[m] = self._rows.get(m, 0) + 1
+        for m in set(models):
+            c = self._counter(m)
+            c.store.add((c.rows,), (float(models.count(m)),))
 
     def _open(self) -> None:
         self._seq = next(_sequence)  # process-wide: two captures never pick the same name
@@ -566,24 +587,37 @@ class DataCapture:
     # ------------------------------------------------------------------ metrics
     @property
     def rows_total(self) -> int:
-        """Rows written so far (all models)."""
-        with self._lock:
-            return sum(self._rows.values())
+        """Rows written so far (all models; with ``PROMDRIFT_MULTIPROC_DIR``, by every
+        process of the server's run)."""
+        return int(sum(c.store.snapshot()[c.rows] for c in list(self._counters.values())))
 
     def dropped_total(self, reason: Optional[str] = None) -> int:
         """Sampled rows not written, in total or for one reason of :data:`DROP_REASONS`."""
-        with self._lock:
-            return sum(n for (_, r), n in self._dropped.items() if reason in (None, r))
+        total = 0.0
+        for c in list(self._counters.values()):
+            counts = c.store.snapshot()
+            total += sum(counts[slot] for r, slot in c.dropped.items() if reason in (None, r))
+        return int(total)
 
-    def watch(self, model: str) -> None:
-        """Expose this model's capture counters at 0 before its first row."""
+    def watch(self, model: str, store: Any = None, digest: str = "") -> Tuple[Any, Any]:
+        """Expose this model's capture counters at 0 before its first row. ``store`` builds
+        the counters' store (a monitor passes its own kind, and then exposes them itself:
+        this capture's collector leaves them out). Returns ``(plan, store)``."""
         with self._lock:
-            self._rows.setdefault(model, 0)
-            for r in DROP_REASONS:
-                self._dropped.setdefault((model, r), 0)
+            c = self._counters.get(model)
+            if c is None or (store is not None and model not in self._attached):
+                old = c
+                c = self._counters[model] = _Counters(model, store, digest)
+                if old is not None:  # counted before a monitor attached: keep those counts
+                    before = old.store.snapshot()
+                    c.store.add(range(len(before)), before.tolist())
+            if store is not None:
+                self._attached.add(model)
+        return c.plan, c.store
 
     def register(self, registry: Any) -> "DataCapture":
-        """Register the capture counters in a prometheus_client registry (once per registry)."""
+        """Register the capture counters of the models no monitor exposes in a
+        prometheus_client registry (once per registry)."""
         with self._lock:
             if registry in self._registries:
                 return self
@@ -592,25 +626,69 @@ class DataCapture:
         return self
 
     def describe(self) -> List[Any]:
-        return list(self.collect())
+        from prometheus_client.metrics_core import Metric
+
+        from .exposition import FAMILIES
+        return [Metric(f, FAMILIES[f][1], FAMILIES[f][0])
+                for f in ("promdrift_capture_rows", "promdrift_capture_dropped")]
 
     def collect(self) -> Iterator[Any]:
-        """prometheus_client collector protocol: the two capture counter families."""
-        from prometheus_client.core import CounterMetricFamily
-        with self._lock:
-            rows = dict(self._rows)
-            dropped = dict(self._dropped)
-        c = CounterMetricFamily("promdrift_capture_rows", "Sampled rows written to data "
-                                "capture files.", labels=["model"])
-        for model, n in sorted(rows.items()):
-            c.add_metric([model], n)
-        yield c
-        d = CounterMetricFamily("promdrift_capture_dropped", "Sampled rows not written to "
-                                "data capture files, by reason.", labels=["model", "reason"])
-        for (model, reason), n in sorted(dropped.items()):
-            if model or n:
-                d.add_metric([model, reason], n)
-        yield d
+        """prometheus_client collector protocol: the two capture counter families of the
+        models no monitor exposes (rendered like every promdrift family)."""
+        from prometheus_client.metrics_core import Metric
+
+        from .exposition import FAMILIES
+        merged: Dict[str, Any] = {}
+        for model, c in sorted(self._counters.items()):
+            if model in self._attached:
+                continue
+            for fam, samples in c.plan.metrics(c.store.snapshot()):
+                metric = merged.setdefault(fam, Metric(fam, FAMILIES[fam][1],
+                                                       FAMILIES[fam][0]))
+                for name, labels, value in samples:
+                    metric.add_sample(name, labels, value)
+        yield from merged.values()
+
+
+class CaptureTracker(Plugin):
+    """The plugin a monitor uses for its data capture (``DriftMonitor.capture_to``): records
+    every observe call of the monitor with its model's names, and exposes its model's
+    capture counters with the monitor's other families."""
+
+    name = "capture"
+
+    def __init__(self, capture: DataCapture):
+        self.capture = capture
+
+    def bind(self, monitor: Any) -> None:
+        super().bind(monitor)
+        b = monitor.baseline
+        self._exposed = [self.capture.watch(monitor.model, monitor.store.sibling, b.digest)]
+        self._args = {"model": monitor.model, "model_version": monitor.model_version,
+                      "feature_names": tuple(b.feature_names),
+                      "output_names": tuple(b.prediction_names)}
+
+    def observe(self, call: Any) -> None:
+        self.capture.record(call.features, call.prediction, inference_id=call.inference_id,
+                            **self._args)
+
+    def exposed(self) -> List[Tuple[Any, Any]]:
+        return self._exposed
+
+    def flush(self) -> None:
+        self.capture.flush()
+
+    def startup(self) -> None:
+        """Finalise the files writers of earlier processes left unfinished."""
+        self.capture.recover()
+
+    def shutdown(self) -> None:
+        """Write what is queued and finalise the current file (the capture stays open for
+        the other monitors sharing it, and for rows still coming)."""
+        self.capture.rotate()
+
+    def close(self) -> None:
+        self.capture.rotate()
 
 
 _live: "weakref.WeakSet[DataCapture]" = weakref.WeakSet()

@@ -27,21 +27,19 @@ every model of the monitor's registry, live against baseline), unless the app ha
 returned dict / JSON response) or a callable: ``features(request)`` and
 ``prediction(result)``, where ``result`` is what the view returned. Extraction and counting
 run after the view and never change its response: a failure is counted in
-``promdrift_instrumentation_errors_total``.
+``promdrift_instrumentation_errors_total``. The decorator is the same for FastAPI and
+Starlette endpoints (``promdrift.instrumentation.tracking``).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Optional
 
+from .exposition import CONTENT_TYPE
+from .landing import landing_monitors
+from .tracking import track
 
 __all__ = ["instrument", "add_landing_page", "landing_monitors", "track", "CONTENT_TYPE"]
-
-#: What ``/metrics`` serves: the Prometheus text format 0.0.4.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-Extractor = Union[str, Callable[[Any], Any]]
 
 
 def instrument(monitor: Any, app: Any, metrics_path: str = "/metrics",
@@ -70,21 +68,6 @@ def _other_get_rule(app: Any, path: str, endpoint: str) -> Any:
         if rule.rule == path and rule.endpoint != endpoint and "GET" in (rule.methods or ()):
             return rule
     return None
-
-
-def landing_monitors(monitors: Any) -> List[Any]:
-    """The monitors a landing page shows: every model of each monitor's registry (what its
-    ``/metrics`` serves), or the monitor alone when it has no registry; no duplicates."""
-    from .exposition import collector_for
-    out: List[Any] = []
-    seen = set()
-    for m in monitors:
-        coll = collector_for(m.registry, create=False) if m.registry is not None else None
-        for shown in (coll.monitors if coll is not None else [m]):
-            if id(shown) not in seen:
-                seen.add(id(shown))
-                out.append(shown)
-    return out
 
 
 def add_landing_page(monitor: Any, app: Any, path: str = "/",
@@ -120,65 +103,3 @@ def add_landing_page(monitor: Any, app: Any, path: str = "/",
 
     app.add_url_rule(path, endpoint=endpoint, view_func=promdrift_landing, methods=["GET"])
     return True
-
-
-def _result_json(result: Any) -> Any:
-    if isinstance(result, tuple):
-        result = result[0]
-    get_json = getattr(result, "get_json", None)
-    if callable(get_json):
-        return get_json(silent=True)
-    return result
-
-
-def track(monitor: Any, features: Extractor, prediction: Optional[Extractor] = None,
-          inference_id: Optional[Extractor] = None
-          ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: after the view returns, observe its features and prediction.
-
-    ``inference_id`` (a key of the request's JSON body, or ``inference_id(request)``) passes
-    the request's id to ``observe`` for data capture and the label store; an id that cannot
-    be extracted is left out (the row is still counted)."""
-
-    def get_id(request: Any) -> Any:
-        if inference_id is None:
-            return None
-        try:
-            if callable(inference_id):
-                return inference_id(request)
-            body = request.get_json(silent=True)
-            return body.get(inference_id) if isinstance(body, dict) else None
-        except Exception:
-            return None
-
-    def get_features(request: Any) -> Any:
-        if callable(features):
-            return features(request)
-        return request.get_json(silent=True)[features]
-
-    def get_prediction(result: Any) -> Any:
-        if prediction is None:
-            return None
-        if callable(prediction):
-            return prediction(result)
-        return _result_json(result)[prediction]
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from flask import request
-            result = view(*args, **kwargs)
-            try:
-                row, pred = get_features(request), get_prediction(result)
-            except Exception:
-                monitor._count_error()
-            else:
-                rid = get_id(request)
-                if rid is None:
-                    monitor.observe(row, pred)
-                else:
-                    monitor.observe(row, pred, inference_id=rid)
-            return result
-        return wrapper
-
-    return decorator

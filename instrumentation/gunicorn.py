@@ -5,17 +5,20 @@
 
 or, in an existing ``gunicorn.conf.py``::
 
-    from promdrift.instrumentation.gunicorn import on_starting, child_exit  # noqa: F401
+    from promdrift.instrumentation.gunicorn import child_exit, on_starting, worker_exit  # noqa
 
-``on_starting`` (master, once) checks ``PROMDRIFT_MULTIPROC_DIR`` and removes the counts
-files of a previous run, before any worker exists; ``child_exit`` (master, after a worker
+``on_starting`` (master, once) checks ``PROMDRIFT_MULTIPROC_DIR``, removes the counts
+files of a previous run before any worker exists and names the run its workers belong to;
+``worker_exit`` (worker, as it stops) writes what the worker's monitors queued (predictions
+to the label store, captured rows to their file); ``child_exit`` (master, after a worker
 died or was recycled by ``max_requests``) folds the dead worker's counts into the archive
-file, so totals stay exact and the number of files bounded. This module does not import
-gunicorn (gunicorn reads the two hook functions from it)::
+file, so totals stay exact and the number of files bounded. The same configuration serves
+``gunicorn -k uvicorn.workers.UvicornWorker`` (ASGI apps). This module does not import
+gunicorn (gunicorn reads the hook functions from it)::
 
     >>> import promdrift.instrumentation.gunicorn as config
     >>> sorted(config.__all__)
-    ['child_exit', 'on_starting']
+    ['child_exit', 'on_starting', 'worker_exit']
 
 See docs/multiprocess.md.
 """
@@ -25,10 +28,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .multiprocess import ENV, MultiprocessDirError, check_directory, clear_directory, \
-    mark_process_dead
+from .multiprocess import (ENV, RUN_ENV, MultiprocessDirError, check_directory,
+                           clear_directory, current_run, mark_process_dead)
 
-__all__ = ["on_starting", "child_exit"]
+__all__ = ["on_starting", "child_exit", "worker_exit"]
 
 
 def on_starting(server: Any) -> None:
@@ -43,7 +46,14 @@ def on_starting(server: Any) -> None:
         return
     path = check_directory(directory)
     removed = clear_directory(path)
+    os.environ[RUN_ENV] = current_run()  # this master's run, inherited by its workers
     server.log.info("promdrift: multiprocess counts in %s (%d old files removed)", path, removed)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write what the exiting worker's monitors queued (``monitor.shutdown_all``)."""
+    from .monitor import shutdown_all
+    shutdown_all()
 
 
 def child_exit(server: Any, worker: Any) -> None:

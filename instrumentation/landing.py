@@ -55,7 +55,7 @@ from .store import FEATURE, PREDICTION, REASONS, Layout
 #: (``binning.tvd_noise``) by more than ``tvd_max``.
 THRESHOLDS = Thresholds()
 
-__all__ = ["landing_page", "CONTENT_TYPE"]
+__all__ = ["landing_page", "landing_monitors", "CONTENT_TYPE"]
 
 #: What a landing page is served as.
 CONTENT_TYPE = "text/html; charset=utf-8"
@@ -309,6 +309,21 @@ def _model_section(index: int, monitor: Any) -> str:
             f'<th scope="col">distance</th><th scope="col">invalid</th>'
             f'<th scope="col">baseline vs live</th></tr></thead><tbody>{"".join(body)}'
             f'</tbody></table></section>')
+
+
+def landing_monitors(monitors: Any) -> List[Any]:
+    """The monitors a landing page shows: every model of each monitor's registry (what its
+    ``/metrics`` serves), or the monitor alone when it has no registry; no duplicates."""
+    from .exposition import collector_for
+    out: List[Any] = []
+    seen = set()
+    for m in monitors:
+        coll = collector_for(m.registry, create=False) if m.registry is not None else None
+        for shown in (coll.monitors if coll is not None else [m]):
+            if id(shown) not in seen:
+                seen.add(id(shown))
+                out.append(shown)
+    return out
 
 
 def landing_page(monitors: Any, title: str = "promdrift",

@@ -2,54 +2,44 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import math
 import operator
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from .baseline import Baseline, category_key
-from .exposition import ModelPlan, PromdriftCollector, collector_for, metrics_text
-from .multiprocess import ENV as MULTIPROC_ENV, MultiprocessCounterStore
-from .outcomes import Outcomes, outcome_samples
-from .store import (FEATURE, INF, MISSING, NAN, NULL, PREDICTION, REASONS, WRONG_TYPE,
-                    CounterStore, Layout)
+from .baseline import Baseline
+from .exposition import ModelPlan, PromdriftCollector, Sample, collector_for, metrics_text
+from .multiprocess import default_store
+from .plugins import Call, Plugin
+from .store import FEATURE, PREDICTION, CounterStore, Labels, Layout, cumulative_counts
+from .values import (ABSENT as _ABSENT, INF, NAN, NUMBER_TYPES as _NUMBER_TYPES, REASONS,
+                     VALID, category, is_batch, number)
 
-__all__ = ["DriftMonitor"]
+__all__ = ["DriftMonitor", "shutdown_all"]
 
 log = logging.getLogger("promdrift")
+#: every monitor of this process, for :func:`shutdown_all`
+_live: "weakref.WeakSet[DriftMonitor]" = weakref.WeakSet()
 
-_ABSENT = object()  # a key missing from the row
+
+@atexit.register
+def shutdown_all() -> None:
+    """:meth:`DriftMonitor.shutdown` for every monitor of this process: what each plugin
+    queued is written (predictions to the label store, captured rows to their file). Runs
+    at interpreter exit, in the gunicorn configuration's ``worker_exit`` hook and in the
+    ASGI lifespan's shutdown."""
+    for monitor in list(_live):
+        monitor.shutdown()
+
 _SKIP = object()  # an output not given at all: neither binned nor counted
-# Bools are numbers (0/1) for numeric features, as they are in Python and numpy.
-_NUMBER_TYPES = frozenset({float, int, bool, np.float64, np.float32, np.int64, np.int32,
-                           np.bool_})
-_CHUNK = 255  # rows compared at once in a batch: a uint8 count per chunk cannot overflow
-
-
-def _cumulative_counts(x: np.ndarray, edges_t: np.ndarray) -> np.ndarray:
-    """``(width, columns)`` counts of ``x[:, j] <= edges_t[b, j]`` over the rows of ``x``.
-
-    Exact (plain comparisons; NaN is counted nowhere) and branch-free: chunks of rows are
-    compared against every edge at once and summed as bytes, about 3x faster than a
-    ``searchsorted`` per column for the usual 20 buckets.
-    """
-    width, cols = edges_t.shape
-    out = np.zeros((width, cols), dtype=np.int64)
-    buf = np.empty((min(_CHUNK, len(x)), width, cols), dtype=bool)
-    for s in range(0, len(x), _CHUNK):
-        chunk = x[s:s + _CHUNK]
-        below = buf[:len(chunk)]
-        np.less_equal(chunk[:, None, :], edges_t[None], out=below)
-        out += np.add.reduce(below.view(np.uint8), axis=0, dtype=np.uint8)
-    return out
-
-
 def _numbers(values: List[Any]) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
     """Float array of ``values`` (NaN where not a number) and (position, reason) of the
     entries that are not numbers at all (reason -1: not observed). NaN and infinities are
@@ -62,41 +52,19 @@ def _numbers(values: List[Any]) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
     out = np.empty(len(values), dtype=np.float64)
     bad: List[Tuple[int, int]] = []
     for i, v in enumerate(values):
-        if type(v) in _NUMBER_TYPES or isinstance(v, (int, float, np.integer, np.floating)):
-            try:
-                out[i] = float(v)
-                continue
-            except OverflowError:
-                reason = INF
-        elif v is _ABSENT:
-            reason = MISSING
-        elif v is None:
-            reason = NULL
-        elif v is _SKIP:
-            reason = -1
+        if v is _SKIP:
+            out[i] = np.nan
+            bad.append((i, -1))
+            continue
+        reason, x = number(v)
+        if reason == VALID:
+            out[i] = x
+        elif reason in (NAN, INF) and isinstance(v, (float, np.floating)):
+            out[i] = float(v)  # counted as NaN / inf from the array by the caller
         else:
-            reason = WRONG_TYPE
-        out[i] = np.nan
-        bad.append((i, reason))
+            out[i] = np.nan
+            bad.append((i, reason))
     return out, bad
-
-
-def _default_store(layout: Layout) -> CounterStore:
-    """In-memory counts, or a per-process counts file when ``PROMDRIFT_MULTIPROC_DIR`` is set
-    (several worker processes then report exact totals: see ``multiprocess``)."""
-    if os.environ.get(MULTIPROC_ENV):
-        return MultiprocessCounterStore(layout)
-    return CounterStore(layout)
-
-
-def _category_reason(v: Any) -> int:
-    if v is _ABSENT:
-        return MISSING
-    if v is None:
-        return NULL
-    if isinstance(v, (float, np.floating)) and not isinstance(v, bool):
-        return NAN if math.isnan(v) else INF
-    return WRONG_TYPE
 
 
 class DriftMonitor:
@@ -123,7 +91,12 @@ class DriftMonitor:
     per-process file summed with the other workers' files at scrape (docs/multiprocess.md).
 
     :meth:`observe` never raises: an internal error is counted in
-    ``promdrift_instrumentation_errors_total`` and logged once.
+    ``promdrift_instrumentation_errors_total`` and logged once. It counts the drift families
+    first (a dict row of finite numbers by the fast path, ``_dict_fast``; every other shape
+    by ``_observe_row`` / ``_observe_batch``), then hands the call to each plugin
+    (:meth:`use`: data capture, labels, facets, attributions), whose counters live in stores
+    of the same kind as :attr:`store`. :meth:`instrument` and :meth:`track` serve Flask and
+    ASGI apps (FastAPI, Starlette).
     """
 
     def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,
@@ -140,15 +113,24 @@ class DriftMonitor:
         self.model = baseline.model
         self.model_version = model_version
         self.layout = lay = Layout(baseline)
-        self.store = store if store is not None else _default_store(lay)
+        self.store = store if store is not None else default_store(lay)
         if self.store.layout.size != lay.size:
             raise ValueError("store was built for another baseline")
         self.plan = ModelPlan(lay, model_version=model_version)
+        #: the labels every sample of this model starts with (``model``, ``model_version``)
+        self.plan_labels: Labels = (("model", self.model),) + (
+            (("model_version", str(model_version)),) if model_version else ())
         self.registry = registry
         self._error_logged = False
         self._warned: set = set()
-        #: labels, facets and attributions (``track_*`` methods); None until one is enabled
-        self.outcomes: Optional[Outcomes] = None
+        #: what plugs into this monitor (``use``): data capture, labels, facets, attributions
+        self.plugins: List[Plugin] = []
+        #: the plugins of ``track_labels``, ``track_facets``, ``track_attributions`` and
+        #: ``capture_to``; None until switched on
+        self.labels: Optional[Any] = None
+        self.facets: Optional[Any] = None
+        self.attributions: Optional[Any] = None
+        self.capture: Optional[Any] = None
 
         # Column positions for rows given as sequences in baseline order.
         fnames = baseline.feature_names
@@ -169,22 +151,34 @@ class DriftMonitor:
                             (lambda r: (r[names[0]],)) if names else (lambda r: ()))
         self._num_pred = [(n, p) for r, n, p in self._num if r == PREDICTION]
         self._feat_edges_t = lay.edges_t[:, :lay.n_numeric_features]
+        # The fast path of a dict row with numeric outputs only: every numeric column.
+        self._all_numeric = not self._cat and len(self._num_pred) == self._n_outputs
+        self._pred_names = baseline.prediction_names
+        self._one_output = self._pred_names[0] if self._n_outputs == 1 else None
+        self._edges_t = lay.edges_t
         if registry is not None:
             collector_for(registry).add(self)
-        self.capture = None
+        _live.add(self)
         if capture is not None:
             self.capture_to(capture)
+
+    # ------------------------------------------------------------------ plugins
+    def use(self, plugin: Plugin) -> Plugin:
+        """Plug ``plugin`` (a :class:`~promdrift.instrumentation.plugins.Plugin`) into this
+        monitor: it sees every :meth:`observe` call and its counters are rendered with this
+        model's (in a store of this monitor's kind). Returns the plugin."""
+        if any(p.name == plugin.name for p in self.plugins):
+            raise ValueError(f"model {self.model!r} already has a {plugin.name!r} plugin")
+        plugin.bind(self)
+        self.plugins = self.plugins + [plugin]
+        return plugin
 
     def capture_to(self, capture: Any) -> "DriftMonitor":
         """Also write a sample of the observed rows to ``capture``, a
         :class:`~promdrift.instrumentation.capture.DataCapture` (see docs/capture.md); its
-        counters join this monitor's registry. Returns ``self``."""
-        capture.watch(self.model)
-        if self.registry is not None:
-            capture.register(self.registry)
-        self._capture_args = {"model": self.model, "model_version": self.model_version,
-                              "feature_names": tuple(self.baseline.feature_names),
-                              "output_names": tuple(self.baseline.prediction_names)}
+        counters for this model are exposed with this monitor's. Returns ``self``."""
+        from .capture import CaptureTracker
+        self.use(CaptureTracker(capture))
         self.capture = capture
         return self
 
@@ -204,19 +198,11 @@ class DriftMonitor:
         in baseline feature order; one per row for a batch) are counted when
         :meth:`track_attributions` is on.
         """
-        if self.capture is not None:  # never raises; cheap when the row is not sampled
-            self.capture.record(features, prediction, inference_id=inference_id,
-                                **self._capture_args)
-        if self.outcomes is not None:
-            self.outcomes.observe(features, prediction, inference_id, attributions)
-        elif attributions is not None or (inference_id is not None and self.capture is None):
-            self._warn_once("outcomes", "promdrift: model %r: inference_id / attributions "
-                            "given but not tracked (see track_labels, track_attributions)",
-                            self.model)
         try:
-            if type(features) is dict and prediction is None and self._dict_fast(features):
-                return
-            if isinstance(features, Mapping):
+            if type(features) is dict and self._all_numeric and self._dict_fast(
+                    features, prediction):
+                pass
+            elif isinstance(features, Mapping):
                 self._observe_row(features, prediction, mapping=True)
             elif isinstance(features, np.ndarray):
                 if features.ndim == 2:
@@ -224,7 +210,7 @@ class DriftMonitor:
                 else:
                     self._observe_row(features, prediction, mapping=False)
             elif isinstance(features, (list, tuple)):
-                if features and isinstance(features[0], (Mapping, list, tuple, np.ndarray)):
+                if is_batch(features):
                     self._observe_batch(features, prediction)
                 elif features or self._n_features == 0:
                     self._observe_row(features, prediction, mapping=False)
@@ -233,26 +219,46 @@ class DriftMonitor:
                                 f"not {type(features).__name__}")
         except Exception:
             self._count_error()
+        if self.plugins:
+            self._observe_plugins(features, prediction, inference_id, attributions)
+        elif attributions is not None or inference_id is not None:
+            self._warn_once("outcomes", "promdrift: model %r: inference_id / attributions "
+                            "given but not tracked (see track_labels, track_attributions, "
+                            "capture_to)", self.model)
 
-    def _dict_fast(self, row: dict) -> bool:
-        """The common case, inlined: a dict row of finite numbers, no prediction.
-        Returns False (nothing counted) when the row needs the general path."""
-        if self._cat:
-            return False
+    def _observe_plugins(self, features: Any, prediction: Any, inference_id: Any,
+                         attributions: Any) -> None:
+        """Hand one observe call to every plugin (an error is counted, never raised)."""
+        call = Call(self, features, prediction, inference_id, attributions)
+        for plugin in self.plugins:
+            try:
+                plugin.observe(call)
+            except Exception:
+                self._count_error()
+
+    def _dict_fast(self, row: dict, prediction: Any) -> bool:
+        """The common case: a dict row of finite numbers, and no prediction or finite
+        numeric outputs only (one number, or ``{output: number}``). The row's values are
+        handed to the store, which bins such rows in bulk (``CounterStore.defer``): a few
+        list operations in the request instead of several numpy calls, which cost 3x more
+        inside a request than in a loop (their code and data are no longer in the CPU's
+        caches). Returns False (nothing counted) when the row needs the general path."""
         try:
             values = self._num_getter(row)
+            if prediction is not None:
+                if not self._n_outputs:
+                    return False
+                if self._one_output is not None and type(prediction) in _NUMBER_TYPES:
+                    values = values + (prediction,)
+                elif type(prediction) is dict:
+                    values = values + tuple(prediction[n] for n in self._pred_names)
+                else:
+                    return False
             if not math.isfinite(sum(values)):
                 return False
         except (KeyError, TypeError, OverflowError):
             return False
-        x = np.fromiter(values, dtype=np.float64, count=len(values))
-        store = self.store
-        buf = store.row_buffer
-        with store.lock:
-            np.less_equal(x, self._feat_edges_t, out=buf)
-            np.add(store.feat_buckets_t, buf, out=store.feat_buckets_t)
-            np.add(store.feat_sums, x, out=store.feat_sums)
-            store.counts[0] += 1.0
+        self.store.defer(values)
         return True
 
     def _count_error(self) -> None:
@@ -342,12 +348,12 @@ class DriftMonitor:
                 continue
             else:
                 v = self._get(prow, pmap, name, p)
-            key = v if type(v) is str else category_key(v)
+            reason, key = category(v)
             if key is None:
-                other.append(lay.invalid_slot(base + j, _category_reason(v)))
+                other.append(lay.invalid_slot(base + j, reason))
             else:
                 index = lay.cat_index[j]
-                other.append(lay.cat_offsets[j] + index.get(key, len(index)))
+                other.append(lay.cat_offsets[j] + index.get(key, lay.cat_other[j]))
         self.store.add_row(below, x, other)
 
     def _observe_batch(self, rows: Any, prediction: Any) -> None:
@@ -423,20 +429,20 @@ class DriftMonitor:
             total = len(lay.numeric)
             start = lay.bucket_base
             incr[start:start + total * lay.width].reshape(lay.width, total)[:, :fn] += \
-                _cumulative_counts(x, lay.edges_t[:, :fn])
+                cumulative_counts(x, lay.edges_t[:, :fn])
         # Categorical block.
         for j, (role, name, p) in enumerate(self._cat):
             if role == PREDICTION and prows is None:
                 continue
             index = lay.cat_index[j]
-            off, n_cat = lay.cat_offsets[j], len(index)
+            off, n_cat = lay.cat_offsets[j], lay.cat_other[j]
             inv = len(lay.numeric) + j
             for v in column(role, name, p):
                 if v is _SKIP:
                     continue
-                key = v if type(v) is str else category_key(v)
+                reason, key = category(v)
                 if key is None:
-                    other.append(lay.invalid_slot(inv, _category_reason(v)))
+                    other.append(lay.invalid_slot(inv, reason))
                 else:
                     other.append(off + index.get(key, n_cat))
         if other:
@@ -444,6 +450,26 @@ class DriftMonitor:
         self.store.add_batch(incr, n)
 
     # ------------------------------------------------------------------ exposition
+    def exposed(self) -> List[Tuple[Any, CounterStore]]:
+        """``(plan, store)`` of every counts array this model renders: its drift families,
+        then each plugin's blocks."""
+        out: List[Tuple[Any, CounterStore]] = [(self.plan, self.store)]
+        for plugin in self.plugins:
+            out.extend(plugin.exposed())
+        return out
+
+    def scrape_samples(self) -> List[Sample]:
+        """Samples computed at scrape (the label store's gauges, the nDCG); plugins write
+        what they queued first (a failure is counted, the scrape goes on)."""
+        out: List[Sample] = []
+        for plugin in self.plugins:
+            try:
+                plugin.flush()
+                out.extend(plugin.scrape_samples())
+            except Exception:
+                self._count_error()
+        return out
+
     def render(self) -> str:
         """This model's metrics as Prometheus text exposition (format 0.0.4)."""
         return PromdriftCollector([self]).render()
@@ -459,61 +485,76 @@ class DriftMonitor:
 
         ``model`` (and ``model_version``) are filled in; give the other labels.
         """
-        want = {"model": self.model, **labels}
-        if self.model_version:
-            want.setdefault("model_version", str(self.model_version))
-        for _, samples in self.plan.metrics(self.store.snapshot()):
-            for sname, slabels, value in samples:
-                if sname == name and slabels == want:
-                    return value
-        for sname, slabels, value in outcome_samples(self):
-            if sname == name and slabels == want:
+        want = {**dict(self.plan_labels), **labels}
+        for fam, sname, slabels, value in self.scrape_samples():
+            if sname == name and dict(slabels) == want:
                 return value
+        for plan, store in self.exposed():
+            for _, samples in plan.metrics(store.snapshot()):
+                for sname, slabels, value in samples:
+                    if sname == name and slabels == want:
+                        return value
         return None
 
+    def flush(self) -> None:
+        """Have every plugin write what it queued (captured rows to their file, predictions
+        to the label store)."""
+        for plugin in self.plugins:
+            try:
+                plugin.flush()
+            except Exception:
+                self._count_error()
+
+    def shutdown(self) -> None:
+        """The server stops: every plugin writes what it queued, data capture finalises its
+        current file (the ASGI lifespan's shutdown calls this; the monitor keeps working)."""
+        for plugin in self.plugins:
+            try:
+                plugin.shutdown()
+            except Exception:
+                self._count_error()
+
     def close(self) -> None:
-        """Stop exposing this model (its registry no longer lists it); a label store the
-        monitor created itself is closed and removed."""
+        """Stop exposing this model (its registry no longer lists it); plugins write what
+        they queued (data capture finalises its current file) and a label store the monitor
+        created itself is closed and removed."""
         if self.registry is not None:
             coll = collector_for(self.registry, create=False)
             if coll is not None:
                 coll.remove(self)
-        if self.outcomes is not None:
-            self.outcomes.close()
+        for plugin in self.plugins:
+            try:
+                plugin.close()
+            except Exception:
+                self._count_error()
 
     # ------------------------------------------------------------------ outcomes
-    def _outcomes(self) -> Outcomes:
-        if self.outcomes is None:
-            if isinstance(self.store, MultiprocessCounterStore):
-                log.warning("promdrift: model %r counts in a multiprocess directory, but the "
-                            "label, bias and attribution counters are kept per process: with "
-                            "several workers a scrape shows one worker's values of those "
-                            "families (docs/multiprocess.md)", self.model)
-            self.outcomes = Outcomes(self)
-        return self.outcomes
-
     def track_labels(self, store: Any = None, **limits: Any) -> "DriftMonitor":
         """Keep predictions observed with an ``inference_id`` until :meth:`record_label`
         brings their label; count quality (docs/metrics.md, "Model quality"). Returns self.
 
         ``store``: a :class:`~promdrift.instrumentation.quality.LabelStore`, or the path of
         its SQLite file (``":memory:"`` for none), with ``max_age`` / ``max_rows`` / ``hold``
-        as keywords; by default a per-process file under the temp directory
-        (``quality.default_store_path``), removed by :meth:`close`.
+        as keywords; by default ``quality.default_store_path``: a per-process file under
+        the temp directory removed by :meth:`close`, or with ``PROMDRIFT_MULTIPROC_DIR`` one
+        file there shared by the server's workers.
         """
-        self._outcomes().enable_quality(store, **limits)
+        from .quality import LabelTracker
+        self.labels = self.use(LabelTracker(store, **limits))
         return self
 
     def track_facets(self, *facets: str) -> "DriftMonitor":
         """Count predictions (and joined labels) per group of each facet, a categorical
         feature (default: the facets of the baseline's bias section). Returns self."""
-        self._outcomes().enable_bias(facets)
+        from .bias import FacetTracker
+        self.facets = self.use(FacetTracker(*facets))
         return self
 
     def track_attributions(self, *, window: float = 3600.0, slots: int = 60) -> "DriftMonitor":
         """Count per-feature ``|attribution|`` passed to :meth:`observe` and expose the
         nDCG of the last ``window`` seconds' ranking against the baseline's. Returns self."""
-        self._outcomes().enable_attribution(window=window, slots=slots)
+        from .attribution import AttributionTracker
+        self.attributions = self.use(AttributionTracker(window=window, slots=slots))
         return self
 
     def record_label(self, inference_id: Any, label: Any) -> str:
@@ -526,24 +567,36 @@ class DriftMonitor:
         an id), ``"disabled"`` (labels not tracked) or ``"error"`` (counted in
         ``promdrift_instrumentation_errors_total``).
         """
-        if self.outcomes is None:
+        if self.labels is None:
             self._warn_once("labels", "promdrift: model %r does not track labels "
                             "(call track_labels); labels are ignored", self.model)
             return "disabled"
-        return self.outcomes.record_label(inference_id, label)
+        return self.labels.record(inference_id, label)
 
-    # ------------------------------------------------------------------ Flask
+    # ------------------------------------------------------------------ web frameworks
     def instrument(self, app: Any, metrics_path: str = "/metrics",
                    landing_path: Optional[str] = "/") -> Any:
-        """Serve ``/metrics`` (this monitor's registry) from a Flask app, and a landing page
+        """Serve ``/metrics`` (this monitor's registry) and a landing page
         (:func:`~promdrift.instrumentation.landing_page`) at ``landing_path`` unless the app
-        has its own page there (``None``: no landing page); returns the app."""
-        from .flask import instrument
+        has its own page there (``None``: no landing page), from a Flask app or an ASGI app
+        (FastAPI, Starlette, any ASGI callable: ``promdrift.instrumentation.asgi``). Returns
+        the app (a FastAPI / Starlette app itself; another ASGI callable wrapped: serve
+        what is returned)."""
+        if _is_flask(app):
+            from .flask import instrument
+        else:
+            from .asgi import instrument
         return instrument(self, app, metrics_path=metrics_path, landing_path=landing_path)
 
     def track(self, features: Any, prediction: Any = None, inference_id: Any = None) -> Any:
-        """Decorator for a Flask view: observe what ``features(request)``,
-        ``prediction(result)`` and ``inference_id(request)`` extract, after the view ran.
-        See ``promdrift.instrumentation.flask``."""
-        from .flask import track
+        """Decorator for a Flask view or a FastAPI / Starlette endpoint (``def`` or
+        ``async def``): observe the request's ``features``, the view's ``prediction`` and
+        the ``inference_id`` after the view ran. See ``promdrift.instrumentation.flask`` and
+        ``promdrift.instrumentation.asgi``."""
+        from .tracking import track
         return track(self, features=features, prediction=prediction, inference_id=inference_id)
+
+
+def _is_flask(app: Any) -> bool:
+    """A Flask (WSGI) app, told apart without importing Flask."""
+    return hasattr(app, "add_url_rule") and hasattr(app, "wsgi_app")

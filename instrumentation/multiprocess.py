@@ -10,7 +10,16 @@ scrape of any worker sums the arrays of every file of the same model and baselin
 Counts are monotonic sums, so files of dead workers are kept (their counts stay in every
 total); :func:`mark_process_dead` (the gunicorn ``child_exit`` hook of
 ``promdrift.instrumentation.gunicorn``) folds a dead worker's files into one archive file per
-model so the number of files stays bounded under ``max_requests`` restarts::
+model so the number of files stays bounded under ``max_requests`` restarts; servers without
+such a hook (``uvicorn --workers``) get the same from each new store, which folds the files
+of its run's dead workers when it is created.
+
+Every file belongs to a *run*: the server's master process (its PID and start time), which
+is the parent of a worker (``uvicorn --workers`` spawns them with multiprocessing, gunicorn
+forks them; the gunicorn hooks name the master in ``PROMDRIFT_RUN``), or the process itself
+when it is no worker. A scrape sums the files of its own run only, and a new store removes
+the files of runs whose master is gone, so a restarted server starts from zero even without
+a hook that clears the directory::
 
     >>> import tempfile
     >>> from prometheus_client import CollectorRegistry
@@ -24,9 +33,9 @@ model so the number of files stays bounded under ``max_requests`` restarts::
     >>> float(a.snapshot()[Layout.INFERENCES])  # what a scrape of either worker reports
     3.0
 
-The directory must be empty (or hold only files of this deployment) when the server starts,
-like prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``; the gunicorn hooks clear it in the
-master before any worker starts. See docs/multiprocess.md.
+One directory serves one server instance (like prometheus_client's
+``PROMETHEUS_MULTIPROC_DIR``); the gunicorn hooks also clear it in the master before any
+worker starts. See docs/multiprocess.md.
 """
 
 from __future__ import annotations
@@ -37,26 +46,126 @@ import glob
 import hashlib
 import logging
 import mmap
+import multiprocessing
 import os
+import re
 import tempfile
 import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Union
 
 import numpy as np
 
 from .store import CounterStore, Layout
 
-__all__ = ["ENV", "MultiprocessCounterStore", "MultiprocessDirError", "check_directory",
-           "multiprocess_directory", "mark_process_dead", "clear_directory"]
+__all__ = ["ENV", "RUN_ENV", "MultiprocessCounterStore", "MultiprocessDirError",
+           "check_directory", "multiprocess_directory", "mark_process_dead",
+           "clear_directory", "current_run", "worker_count", "tidy", "default_store"]
 
 #: The environment variable naming the directory of the counts files.
 ENV = "PROMDRIFT_MULTIPROC_DIR"
+#: The environment variable a server's master sets to name the run its workers belong to.
+RUN_ENV = "PROMDRIFT_RUN"
 _SUFFIX = ".f64"
 _LOCK_NAME = ".promdrift.lock"
 _ARCHIVE = "archive"
+#: ``<key>-<run>-<ident>.f64``; ``ident`` is ``<pid>_<n>``, a chosen name, or "archive".
+_NAME = re.compile(r"^(?P<key>[0-9a-f]+)-(?P<run>r\d+_\d+)-(?P<ident>[A-Za-z0-9_-]+)\.f64$")
+
+
+def _start_time(pid: int) -> Optional[int]:
+    """The start time of process ``pid`` (clock ticks since boot), ``None`` if it is gone.
+    Without ``/proc``, 0 for any process that exists."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            pass
+        return 0
+
+
+def _cmdline(pid: int) -> Optional[bytes]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+_SPAWNED = re.compile(rb"spawn_main\(.*?\)")
+
+
+def _same_program(a: Optional[bytes], b: Optional[bytes]) -> bool:
+    """Two command lines of workers of one master (multiprocessing's spawned children
+    differ in their pipe number only)."""
+    return a is not None and b is not None and _SPAWNED.sub(b"", a) == _SPAWNED.sub(b"", b)
+
+
+def _is_worker() -> bool:
+    """Whether this process is a worker of a server master: a multiprocessing child
+    (``uvicorn --workers``) or a fork running its parent's command line (gunicorn)."""
+    if multiprocessing.parent_process() is not None:
+        return True
+    return _same_program(_cmdline(os.getpid()), _cmdline(os.getppid()))
+
+
+def _tag(pid: int) -> str:
+    return f"r{pid}_{_start_time(pid) or 0}"
+
+
+def current_run() -> str:
+    """The run this process's counts files belong to (see the module's documentation)::
+
+        >>> current_run().startswith("r")
+        True
+    """
+    named = os.environ.get(RUN_ENV)
+    if named:
+        if not re.fullmatch(r"r\d+_\d+", named):
+            raise MultiprocessDirError(f"{RUN_ENV}={named!r} is not a run name (r<pid>_<start>)")
+        return named
+    return _tag(os.getppid() if _is_worker() else os.getpid())
+
+
+def _run_alive(run: str) -> bool:
+    pid, start = (int(x) for x in run[1:].split("_"))
+    now = _start_time(pid)
+    return now is not None and (now == start or start == 0 or now == 0)
+
+
+def worker_count() -> int:
+    """How many workers of this process's master run this process's program, this one
+    included (1 when this process is no worker). Linux only (``/proc``); 1 elsewhere.
+
+        >>> worker_count() >= 1
+        True
+    """
+    if not _is_worker():
+        return 1
+    me, parent = _cmdline(os.getpid()), os.getppid()
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and _same_program(_cmdline(int(entry)), me):
+            count += 1
+    return max(count, 1)
 
 
 class MultiprocessDirError(ValueError):
@@ -105,11 +214,10 @@ def multiprocess_directory() -> Optional[str]:
     return check_directory(value)
 
 
-def _model_key(layout: Layout) -> str:
-    """File-name-safe key of a model + baseline (+ layout size, in case of a format change)."""
-    b = layout.baseline
-    blob = f"{b.model}\0{b.digest}\0{layout.size}".encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:20]
+def _model_key(layout: Any) -> str:
+    """File-name-safe key of a layout or block's identity: model, baseline digest, block
+    name, size (in case of a format change)."""
+    return hashlib.sha256(layout.identity.encode("utf-8")).hexdigest()[:20]
 
 
 @contextmanager
@@ -191,7 +299,7 @@ if hasattr(os, "register_at_fork"):
 
 class MultiprocessCounterStore(CounterStore):
     """A :class:`CounterStore` whose array is a memory-mapped file, summed with the files of
-    the other processes at scrape time.
+    the other processes of its run at scrape time.
 
         >>> import tempfile
         >>> from promdrift.instrumentation import Baseline, Layout
@@ -201,13 +309,16 @@ class MultiprocessCounterStore(CounterStore):
         >>> float(store.snapshot()[Layout.INFERENCES]), float(store.local_snapshot()[0])
         (2.0, 2.0)
 
-    ``directory`` defaults to ``PROMDRIFT_MULTIPROC_DIR`` (checked: it must exist and be
-    writable). ``ident`` names this store's file (default: the process id and a sequence
-    number, so two monitors of one process never share a file). A file left by a dead process
-    with the same name is reused and keeps counting on top of what it holds.
+    ``layout``: a ``Layout`` or a ``Block``. ``directory`` defaults to
+    ``PROMDRIFT_MULTIPROC_DIR`` (checked: it must exist and be writable). ``ident`` names
+    this store's file (default: the process id and a sequence number, so two monitors of one
+    process never share a file). A file of the same run left by a dead process with the same
+    name is reused and keeps counting on top of what it holds. Creating a store removes the
+    files of earlier runs and folds those of its run's dead processes into the run's archive
+    (unless scrapes keep the directory busy for a second: then they stay and still count).
     """
 
-    def __init__(self, layout: Layout, directory: Optional[Union[str, "os.PathLike[str]"]] = None,
+    def __init__(self, layout: Any, directory: Optional[Union[str, "os.PathLike[str]"]] = None,
                  ident: Optional[str] = None):
         if directory is None:
             directory = multiprocess_directory()
@@ -220,6 +331,14 @@ class MultiprocessCounterStore(CounterStore):
         self._mm: Optional[mmap.mmap] = None
         super().__init__(layout)
         _stores.add(self)
+        try:
+            tidy(self.directory, timeout=1.0, keep=self.path)
+        except TimeoutError:
+            pass
+
+    def sibling(self, layout: Any) -> "MultiprocessCounterStore":
+        """A store for another layout or block in the same directory."""
+        return MultiprocessCounterStore(layout, self.directory)
 
     def _file_name(self) -> str:
         global _sequence
@@ -228,9 +347,10 @@ class MultiprocessCounterStore(CounterStore):
             with _sequence_lock:
                 _sequence += 1
                 ident = f"{os.getpid()}_{_sequence}"
-        if not ident.replace("_", "").replace("-", "").isalnum():
+        if not ident.replace("_", "").replace("-", "").isalnum() or ident == _ARCHIVE:
             raise ValueError(f"ident must be letters, digits, '-' and '_': {ident!r}")
-        return os.path.join(self.directory, f"{self.key}-{ident}{_SUFFIX}")
+        self.run = current_run()
+        return os.path.join(self.directory, f"{self.key}-{self.run}-{ident}{_SUFFIX}")
 
     def _allocate(self, size: int) -> np.ndarray:
         self.path = self._file_name()
@@ -251,11 +371,12 @@ class MultiprocessCounterStore(CounterStore):
         return super().snapshot()
 
     def files(self) -> List[str]:
-        """Every counts file of this model + baseline in the directory, this one included."""
-        return sorted(glob.glob(os.path.join(self.directory, f"{self.key}-*{_SUFFIX}")))
+        """Every counts file of this layout in this run, this one included."""
+        return sorted(glob.glob(os.path.join(glob.escape(self.directory),
+                                             f"{self.key}-{self.run}-*{_SUFFIX}")))
 
     def snapshot(self) -> np.ndarray:
-        """The sum of the counts of every process (live or dead) of this model + baseline."""
+        """The sum of the counts of every process (live or dead) of this run."""
         size = self.layout.size
         with _dir_lock(self.directory, exclusive=False):
             total = self.local_snapshot()
@@ -281,6 +402,14 @@ class MultiprocessCounterStore(CounterStore):
                 self._mm = None
 
 
+def default_store(layout: Any) -> CounterStore:
+    """In-memory counts, or a per-process counts file when ``PROMDRIFT_MULTIPROC_DIR`` is set
+    (several worker processes then report exact totals)."""
+    if os.environ.get(ENV):
+        return MultiprocessCounterStore(layout)
+    return CounterStore(layout)
+
+
 def _read(path: str, size: int) -> Optional[np.ndarray]:
     try:
         data = np.fromfile(path, dtype=np.float64)
@@ -290,6 +419,49 @@ def _read(path: str, size: int) -> Optional[np.ndarray]:
         raise MultiprocessDirError(f"{path} holds {data.size} counts, expected {size}; clear "
                                    f"{ENV} before starting the server")
     return data
+
+
+def _fold(directory: str, path: str, match: "re.Match[str]") -> None:
+    """Add the counts of ``path`` to its run's archive file and remove it (under the
+    exclusive directory lock)."""
+    archive = os.path.join(directory, f"{match['key']}-{match['run']}-{_ARCHIVE}{_SUFFIX}")
+    dead = np.fromfile(path, dtype=np.float64)
+    try:
+        total = np.fromfile(archive, dtype=np.float64)
+    except FileNotFoundError:
+        total = np.zeros_like(dead)
+    if total.size != dead.size:
+        raise MultiprocessDirError(f"{archive} does not match {path}; clear {ENV} "
+                                   "before starting the server")
+    total += dead
+    fd, tmp = tempfile.mkstemp(prefix=".archive-", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        total.tofile(f)
+    os.replace(tmp, archive)
+    os.unlink(path)
+
+
+def _files(directory: str) -> Iterator["re.Match[str]"]:
+    for name in sorted(os.listdir(directory)):
+        m = _NAME.match(name)
+        if m is not None:
+            yield m
+
+
+#: A run's shared label store (``quality.default_store_path``) and its SQLite companions.
+_LABELS = re.compile(r"^labels-.+-(?P<run>r\d+_\d+)\.sqlite3(?:-wal|-shm)?$")
+
+
+def _label_stores(directory: str) -> Iterator["re.Match[str]"]:
+    for name in sorted(os.listdir(directory)):
+        m = _LABELS.match(name)
+        if m is not None:
+            yield m
+
+
+def _writer(match: "re.Match[str]") -> Optional[int]:
+    head = match["ident"].split("_", 1)[0]
+    return int(head) if head.isdigit() and "_" in match["ident"] else None
 
 
 def mark_process_dead(pid: int, directory: Optional[str] = None, timeout: float = 10.0) -> int:
@@ -308,33 +480,60 @@ def mark_process_dead(pid: int, directory: Optional[str] = None, timeout: float 
     directory = os.path.abspath(directory)
     folded = 0
     with _dir_lock(directory, exclusive=True, timeout=timeout):
-        for path in sorted(glob.glob(os.path.join(directory, f"*-{int(pid)}_*{_SUFFIX}"))):
-            key = os.path.basename(path).split("-", 1)[0]
-            dead = np.fromfile(path, dtype=np.float64)
-            archive = os.path.join(directory, f"{key}-{_ARCHIVE}{_SUFFIX}")
-            try:
-                total = np.fromfile(archive, dtype=np.float64)
-            except FileNotFoundError:
-                total = np.zeros_like(dead)
-            if total.size != dead.size:
-                raise MultiprocessDirError(f"{archive} does not match {path}; clear {ENV} "
-                                           "before starting the server")
-            total += dead
-            fd, tmp = tempfile.mkstemp(prefix=".archive-", dir=directory)
-            with os.fdopen(fd, "wb") as f:
-                total.tofile(f)
-            os.replace(tmp, archive)
-            os.unlink(path)
-            folded += 1
+        for m in _files(directory):
+            if _writer(m) == int(pid):
+                _fold(directory, os.path.join(directory, m.group(0)), m)
+                folded += 1
     return folded
 
 
+def tidy(directory: Optional[str] = None, timeout: float = 10.0,
+         keep: Optional[str] = None) -> "tuple[int, int]":
+    """Remove the counts files (and shared label stores) of earlier runs, whose master is
+    gone, and fold those of this run's dead processes into its archive; returns
+    ``(removed, folded)``. Every new
+    :class:`MultiprocessCounterStore` does this, so servers without a master hook (``uvicorn
+    --workers``) neither sum an earlier run's counts nor pile up files of restarted workers.
+    ``TimeoutError`` when scrapes keep the directory busy for ``timeout`` seconds; ``keep``:
+    a file left alone (the caller's own)."""
+    directory = os.path.abspath(directory or os.environ.get(ENV) or "")
+    run, me = current_run(), os.getpid()
+    removed = folded = 0
+    with _dir_lock(directory, exclusive=True, timeout=timeout):
+        for m in _files(directory):
+            path = os.path.join(directory, m.group(0))
+            if path == keep:
+                continue
+            try:
+                if m["run"] != run:
+                    if not _run_alive(m["run"]):
+                        os.unlink(path)
+                        removed += 1
+                    continue
+                pid = _writer(m)
+                if pid is not None and pid != me and _start_time(pid) is None:
+                    _fold(directory, path, m)
+                    folded += 1
+            except FileNotFoundError:
+                continue
+        for m in _label_stores(directory):
+            if m["run"] != run and not _run_alive(m["run"]):
+                try:
+                    os.unlink(os.path.join(directory, m.group(0)))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed, folded
+
+
 def clear_directory(directory: Optional[str] = None) -> int:
-    """Remove every promdrift counts file from ``directory`` (default: the environment's);
-    returns how many. For the server's start, before any worker exists."""
+    """Remove every promdrift counts file (and the label stores of runs,
+    ``quality.default_store_path``) from ``directory`` (default: the environment's); returns
+    how many. For the server's start, before any worker exists."""
     directory = check_directory(directory or os.environ.get(ENV) or "")
     removed = 0
-    for path in glob.glob(os.path.join(directory, f"*{_SUFFIX}")):
+    for path in glob.glob(os.path.join(directory, f"*{_SUFFIX}")) + [
+            os.path.join(directory, m.group(0)) for m in _label_stores(directory)]:
         try:
             os.unlink(path)
             removed += 1

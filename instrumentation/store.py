@@ -1,34 +1,79 @@
-"""Where the live counts of one model live: one flat float64 numpy array and its layout.
+"""Where the live counts of a model live: flat float64 numpy arrays and their layouts.
 
-Every counter of a model (histogram buckets, sums, categories, invalid reasons, inferences,
-errors) is one slot of a single array, so observing a row is a handful of vectorised numpy
-operations whatever the number of features, and a multi-process store only has to share one
-array per process::
+Every counter of a model's drift families (histogram buckets, sums, categories, invalid
+reasons, inferences, errors) is one slot of a single array, so observing a row is a handful
+of vectorised numpy operations whatever the number of features, and a multi-process store only
+has to share one array per process::
 
     >>> from promdrift.instrumentation import Baseline
     >>> layout = Layout(Baseline.fit({"x": [1.0, 2.0, 3.0, 4.0]}, bins=2))
     >>> store = CounterStore(layout)
     >>> store.counts.shape  # inferences, errors, 2 buckets, 1 sum, 5 invalid reasons
     (10,)
+
+Everything else a model counts (label quality, bias, attributions, data capture, a server's
+own request counters) is a :class:`Block`: named slots with the samples they are exposed as,
+kept in a ``CounterStore`` of the same kind (in memory, or one file per process merged at
+scrape: ``promdrift.instrumentation.multiprocess``)::
+
+    >>> block = Block("demo", "m")
+    >>> hits = block.counter("promdrift_capture_rows", "_total")
+    >>> counts = CounterStore(block)
+    >>> counts.add([hits, hits])
+    >>> float(counts.snapshot()[hits])
+    2.0
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import itertools
+import os
 import threading
-from typing import Any, Dict, List, Sequence, Tuple
+import time
+import weakref
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .baseline import Baseline, CategoricalColumn, Column, NumericColumn
+from .columns import CategoricalColumn, Column, NumericColumn
+from .values import INF, MISSING, NAN, NULL, REASONS, WRONG_TYPE
 
-__all__ = ["Layout", "CounterStore", "REASONS", "FEATURE", "PREDICTION"]
+__all__ = ["Layout", "Block", "CounterStore", "REASONS", "FEATURE", "PREDICTION", "Labels",
+           "Series", "cumulative_counts", "DRAIN_INTERVAL"]
 
-#: Why a value was not binned, in the order of the invalid-counter slots.
-REASONS: Tuple[str, ...] = ("missing", "null", "nan", "inf", "wrong_type")
-MISSING, NULL, NAN, INF, WRONG_TYPE = range(len(REASONS))
+Labels = Tuple[Tuple[str, str], ...]
+#: One exposed sample of a block: (family, sample name suffix, labels, slot, is_float).
+Series = Tuple[str, str, Labels, int, bool]
 
 FEATURE = "feature"
 PREDICTION = "prediction"
+
+#: Seconds at most between a deferred row (``CounterStore.defer``) and its counting when no
+#: scrape asks for the counts earlier.
+DRAIN_INTERVAL = 0.1
+#: Deferred rows at most: the request that queues one more bins them all itself.
+MAX_DEFERRED = 4096
+_CHUNK = 255  # rows compared at once in a batch: a uint8 count per chunk cannot overflow
+
+
+def cumulative_counts(x: np.ndarray, edges_t: np.ndarray) -> np.ndarray:
+    """``(width, columns)`` counts of ``x[:, j] <= edges_t[b, j]`` over the rows of ``x``.
+
+    Exact (plain comparisons; NaN is counted nowhere) and branch-free: chunks of rows are
+    compared against every edge at once and summed as bytes, about 3x faster than a
+    ``searchsorted`` per column for the usual 20 buckets.
+    """
+    width, cols = edges_t.shape
+    out = np.zeros((width, cols), dtype=np.int64)
+    buf = np.empty((min(_CHUNK, len(x)), width, cols), dtype=bool)
+    for s in range(0, len(x), _CHUNK):
+        chunk = x[s:s + _CHUNK]
+        below = buf[:len(chunk)]
+        np.less_equal(chunk[:, None, :], edges_t[None], out=below)
+        out += np.add.reduce(below.view(np.uint8), axis=0, dtype=np.uint8)
+    return out
 
 
 class Layout:
@@ -46,7 +91,7 @@ class Layout:
     INFERENCES = 0
     ERRORS = 1
 
-    def __init__(self, baseline: Baseline):
+    def __init__(self, baseline: Any):
         self.baseline = baseline
         cols: List[Tuple[str, Column]] = ([(FEATURE, c) for c in baseline.features]
                                           + [(PREDICTION, c) for c in baseline.predictions])
@@ -75,11 +120,27 @@ class Layout:
         for _, c in self.categorical:
             self.cat_offsets.append(pos)
             pos += len(c.categories) + 1
-        self.cat_index: List[Dict[str, int]] = [
-            {k: i for i, k in enumerate(c.categories)} for _, c in self.categorical]
+        #: category key -> index, per categorical column (``CategoricalColumn.lookup``: it
+        #: may hold a second spelling of a category), and the index of ``__other__``
+        self.cat_index: List[Dict[str, int]] = [c.lookup for _, c in self.categorical]
+        self.cat_other: List[int] = [len(c.categories) for _, c in self.categorical]
         self.invalid_base = pos
         pos += (fn + len(self.categorical)) * len(REASONS)
         self.size = pos
+        #: what tells this layout's counts files apart from other models' and baselines'
+        self.identity = f"{baseline.model}\0{baseline.digest}\0{self.size}"
+
+    def views(self, counts: np.ndarray) -> Dict[str, np.ndarray]:
+        """Named views of a counts array of this layout (see ``CounterStore``)."""
+        fn = len(self.numeric)
+        nf = self.n_numeric_features
+        buckets_t = counts[self.bucket_base:self.bucket_base + fn * self.width].reshape(
+            self.width, fn)
+        sums = counts[self.sum_base:self.sum_base + fn]
+        return {"buckets_t": buckets_t, "sums": sums, "feat_buckets_t": buckets_t[:, :nf],
+                "feat_sums": sums[:nf],
+                "row_buffer": np.empty((self.width, nf), dtype=np.float64),
+                "row_buffer_all": np.empty((self.width, fn), dtype=np.float64)}
 
     def bucket_slot(self, column: int, bucket: int) -> int:
         """Slot of the cumulative count of bucket ``bucket`` of numeric column ``column``."""
@@ -96,34 +157,116 @@ class Layout:
         return [c.name for r, c in self.categorical if r == role]
 
 
+class Block:
+    """Counter slots of one model outside its drift layout, and the samples they are exposed
+    as: the outcome monitors', data capture's, a server's own.
+
+        >>> b = Block("quality", "m", labels=(("model", "m"),))
+        >>> first = b.counter("promdrift_quality_labels", "_total")
+        >>> b.expose("promdrift_quality_labels_duplicate", "_total", (), b.slots(1))
+        >>> b.size, [(s[0], s[2], s[3]) for s in b.series]
+        (2, [('promdrift_quality_labels', (('model', 'm'),), 0), \
+('promdrift_quality_labels_duplicate', (('model', 'm'),), 1)])
+
+    ``name`` tells the block apart from the model's other blocks, ``model`` (and ``digest``,
+    the baseline's) from other models' (the file names of multiprocess counts); ``labels``
+    start every sample's labels. Declare the slots with :meth:`slots` / :meth:`counter` and
+    their samples with :meth:`expose` (a slot may back several samples: a histogram's
+    ``_count`` is its ``+Inf`` bucket); constant samples (reference values) with
+    :meth:`constant`. Then keep the counts in a ``CounterStore(block)``.
+    """
+
+    def __init__(self, name: str, model: str, digest: str = "", labels: Labels = ()):
+        self.name = name
+        self.model = model
+        self.digest = digest
+        self.labels = tuple(labels)
+        self.size = 0
+        self.series: List[Series] = []
+        #: constant samples: (family, suffix, labels, value)
+        self.constants: List[Tuple[str, str, Labels, float]] = []
+
+    @property
+    def identity(self) -> str:
+        return f"{self.model}\0{self.digest}\0{self.name}\0{self.size}"
+
+    def slots(self, n: int) -> int:
+        """Reserve ``n`` consecutive slots; returns the first."""
+        first = self.size
+        self.size += int(n)
+        return first
+
+    def expose(self, family: str, suffix: str, labels: Labels, slot: int,
+               is_float: bool = False) -> None:
+        """Expose ``slot`` as the sample ``family + suffix`` with the block's labels plus
+        ``labels`` (``is_float``: a sum, formatted as a float)."""
+        self.series.append((family, suffix, self.labels + tuple(labels), int(slot), is_float))
+
+    def counter(self, family: str, suffix: str = "_total", labels: Labels = (),
+                is_float: bool = False) -> int:
+        """One new slot exposed as one sample; returns the slot."""
+        slot = self.slots(1)
+        self.expose(family, suffix, labels, slot, is_float)
+        return slot
+
+    def histogram(self, family: str, les: Sequence[str], labels: Labels = ()) -> Tuple[int, int]:
+        """Cumulative buckets (one per ``le`` string, ``+Inf`` last; ``_count`` is the last)
+        and a ``_sum``; returns ``(first bucket slot, sum slot)``."""
+        first = self.slots(len(les))
+        for i, le in enumerate(les):
+            self.expose(family, "_bucket", tuple(labels) + (("le", le),), first + i)
+        self.expose(family, "_count", labels, first + len(les) - 1)
+        return first, self.counter(family, "_sum", labels, is_float=True)
+
+    def constant(self, family: str, suffix: str, labels: Labels, value: float) -> None:
+        """A sample whose value never changes (a reference value of the baseline)."""
+        self.constants.append((family, suffix, self.labels + tuple(labels), float(value)))
+
+    def views(self, counts: np.ndarray) -> Dict[str, np.ndarray]:
+        return {}
+
+
 class CounterStore:
-    """Live counts of one model in process memory, updated under a lock.
+    """Live counts of a :class:`Layout` (one model's drift families) or a :class:`Block` in
+    process memory, updated under a lock.
 
     ``add_*`` methods take precomputed slot increments; ``snapshot`` returns a consistent
     copy for exposition.
     """
 
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Any):
         self.layout = layout
         self.lock = threading.Lock()
         self.counts = self._allocate(layout.size)
+        #: rows handed to :meth:`defer`, not yet counted, by row width
+        self.deferred: Dict[int, "collections.deque[Tuple[float, ...]]"] = {}
+        self._drain_lock = threading.Lock()
+        self._drained_by: Optional[int] = None  # the process whose drainer counts them
         self._views()
 
     def _allocate(self, size: int) -> np.ndarray:
         return np.zeros(size, dtype=np.float64)
 
     def _views(self) -> None:
-        lay = self.layout
-        fn = len(lay.numeric)
-        nf = lay.n_numeric_features
-        #: (width, columns) view of the cumulative buckets.
-        self.buckets_t = self.counts[lay.bucket_base:lay.bucket_base + fn * lay.width].reshape(
-            lay.width, fn)
-        self.sums = self.counts[lay.sum_base:lay.sum_base + fn]
-        self.feat_buckets_t = self.buckets_t[:, :nf]
-        self.feat_sums = self.sums[:nf]
-        #: scratch for one row's compare, used under the lock
-        self.row_buffer = np.empty((lay.width, nf), dtype=np.float64)
+        """Named views of ``counts`` (the drift layout's buckets, sums, and a scratch row),
+        rebuilt whenever ``counts`` is replaced."""
+        for name, view in self.layout.views(self.counts).items():
+            setattr(self, name, view)
+
+    def sibling(self, layout: Any) -> "CounterStore":
+        """A store of the same kind (and place) for another layout or block."""
+        return CounterStore(layout)
+
+    def add(self, slots: Sequence[int], amounts: Optional[Sequence[float]] = None) -> None:
+        """+1 (or ``amounts[i]``) at each of ``slots`` (which may repeat)."""
+        with self.lock:
+            counts = self.counts
+            if amounts is None:
+                for s in slots:
+                    counts[s] += 1.0
+            else:
+                for s, a in zip(slots, amounts):
+                    counts[s] += a
 
     def add_row(self, below_t: np.ndarray, values: np.ndarray, other_slots: Sequence[int]) -> None:
         """One row: ``below_t`` (bool, ``(width, k)``: the first ``k`` numeric columns) added
@@ -138,6 +281,39 @@ class CounterStore:
                 self.counts[other_slots] += 1.0
             self.counts[Layout.INFERENCES] += 1.0
 
+    def defer(self, values: Tuple[float, ...]) -> None:
+        """Count one row of finite numbers (the first ``len(values)`` numeric columns of a
+        drift layout) a little later, binned in bulk with the rows deferred with it: by
+        :meth:`drain`, which :meth:`snapshot` calls first (a scrape always sees every row of
+        its process), or by a background thread within :data:`DRAIN_INTERVAL` seconds (so
+        scrapes of other processes see it too)."""
+        q = self.deferred.get(len(values))
+        if q is None:
+            q = self.deferred.setdefault(len(values), collections.deque())
+        q.append(values)  # atomic: no lock on the request path
+        if len(q) >= MAX_DEFERRED:
+            self.drain()
+        elif self._drained_by != _pid:
+            _register(self)
+
+    def drain(self) -> None:
+        """Count the deferred rows now (a few numpy calls for all of them). Drains run one
+        at a time, each to its end, so a snapshot never misses rows another thread took."""
+        with self._drain_lock:  # appends never wait for it
+            for k, q in list(self.deferred.items()):
+                n = len(q)
+                if not n:
+                    continue
+                rows = [q.popleft() for _ in range(n)]  # later appends stay queued
+                x = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
+                                count=n * k).reshape(n, k)
+                below = cumulative_counts(x, self.layout.edges_t[:, :k])
+                total = x.sum(0)
+                with self.lock:
+                    self.buckets_t[:, :k] += below
+                    self.sums[:k] += total
+                    self.counts[Layout.INFERENCES] += n
+
     def add_batch(self, increments: np.ndarray, rows: int) -> None:
         """A dense increment vector for the whole array (buckets already cumulative)."""
         with self.lock:
@@ -149,6 +325,56 @@ class CounterStore:
             self.counts[Layout.ERRORS] += 1.0
 
     def snapshot(self) -> np.ndarray:
-        """A copy of all counts, taken under the lock."""
+        """A copy of all counts (deferred rows counted first), taken under the lock."""
+        if self.deferred:  # a drift layout's store: wait for any drain under way
+            self.drain()
         with self.lock:
             return self.counts.copy()
+
+
+_deferring: "weakref.WeakSet[CounterStore]" = weakref.WeakSet()
+_pid = os.getpid()
+_drainer_pid: Optional[int] = None
+_drainer_lock = threading.Lock()
+
+
+def _register(store: CounterStore) -> None:
+    """Have this process's background thread count ``store``'s deferred rows (one thread
+    per process; after a fork the child starts its own)."""
+    global _drainer_pid
+    with _drainer_lock:
+        _deferring.add(store)
+        store._drained_by = _pid
+        if _drainer_pid == _pid:
+            return
+        _drainer_pid = _pid
+    threading.Thread(target=_drain_forever, name="promdrift-drain", daemon=True).start()
+
+
+def _drain_forever() -> None:
+    while True:
+        time.sleep(DRAIN_INTERVAL)
+        drain_all()
+
+
+@atexit.register
+def drain_all() -> None:
+    """Count the deferred rows of every store of this process (at exit too)."""
+    for store in list(_deferring):
+        try:
+            store.drain()
+        except Exception:  # a store whose file vanished: its rows cannot be counted
+            pass
+
+
+def _after_fork() -> None:
+    """Deferred rows belong to the parent, which counts them: a child starts empty."""
+    global _pid
+    _pid = os.getpid()
+    for store in list(_deferring):
+        store.deferred = {}
+        store._drain_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

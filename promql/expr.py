@@ -117,6 +117,12 @@ class Expressions:
         ``$__rate_interval``) is kept as is, so that dashboards reuse the fragments."""
         return window if window.startswith("$") else self.config.range(window)
 
+    def summed(self, fn: str, metric: str, labels: Sequence[str], w: str, *matchers: str) -> str:
+        """``sum by (labels + kept) (fn(metric{selector, matchers}[range of w]))``: a counter
+        over the window, every replica summed."""
+        return (f"sum by ({self.by(*labels)}) "
+                f"({fn}({self.sel(metric, *matchers)}[{self.rng(w)}]))")
+
     @staticmethod
     def num(x: float) -> str:
         """A threshold as a PromQL number literal (shortest round-trip form)."""
@@ -125,13 +131,11 @@ class Expressions:
     # ------------------------------------------------------------------ numeric columns
     def numeric_cumulative(self, k: Kind, w: str) -> str:
         """Live cumulative count at every ``le`` over the window, all replicas."""
-        return (f"sum by ({self.by('model', k.key, 'le')}) "
-                f"(increase({self.sel(k.value + '_bucket')}[{self.rng(w)}]))")
+        return self.summed('increase', k.value + '_bucket', ('model', k.key, 'le'), w)
 
     def numeric_count(self, k: Kind, w: str) -> str:
         """n: valid values of the window (the ``+Inf`` bucket), all replicas."""
-        return (f"sum by ({self.by('model', k.key)}) "
-                f"(increase({self.sel(k.value + '_bucket', _LE_INF)}[{self.rng(w)}]))")
+        return self.summed('increase', k.value + '_bucket', ('model', k.key), w, _LE_INF)
 
     def baseline_count(self, k: Kind) -> str:
         """m: training count of valid values (absent when 0)."""
@@ -237,13 +241,11 @@ class Expressions:
 
     # ------------------------------------------------------------------ categorical columns
     def category_increase(self, k: Kind, w: str) -> str:
-        return (f"sum by ({self.by('model', k.key, k.cat_label)}) "
-                f"(increase({self.sel(k.cat_total)}[{self.rng(w)}]))")
+        return self.summed('increase', k.cat_total, ('model', k.key, k.cat_label), w)
 
     def category_count(self, k: Kind, w: str) -> str:
         """n of a categorical column (absent when 0)."""
-        return (f"sum by ({self.by('model', k.key)}) "
-                f"(increase({self.sel(k.cat_total)}[{self.rng(w)}])) > 0")
+        return self.summed('increase', k.cat_total, ('model', k.key), w) + " > 0"
 
     def category_ratio(self, k: Kind, w: str) -> str:
         """Live share of every category over the window."""
@@ -309,8 +311,7 @@ class Expressions:
     def unseen_ratio(self, w: str) -> str:
         """Live share of ``__other__`` (values outside the training top-K)."""
         k = FEATURE
-        return (f"sum by ({self.by('model', k.key)}) "
-                f"(increase({self.sel(k.cat_total, _OTHER)}[{self.rng(w)}]))\n"
+        return (f"{self.summed('increase', k.cat_total, ('model', k.key), w, _OTHER)}\n"
                 f"/ on ({self.by('model', k.key)})\n"
                 f"({self.category_count(k, w)})")
 
@@ -325,16 +326,15 @@ class Expressions:
     # ------------------------------------------------------------------ invalid values
     def invalid_rate(self, w: str, by_reason: bool) -> str:
         extra = ("reason",) if by_reason else ()
-        return (f"sum by ({self.by('model', 'feature', *extra)}) "
-                f"(rate({self.sel(FEATURE.invalid)}[{self.rng(w)}]))")
+        return self.summed('rate', FEATURE.invalid, ('model', 'feature', *extra), w)
 
     def valid_rate(self, k: Kind, w: str) -> str:
         """Valid values per second of a column, numeric (histogram count) or categorical."""
-        r, f = self.rng(w), self.by("model", k.key)
+        labels = ("model", k.key)
         return (f"(\n"
-                f"    sum by ({f}) (rate({self.sel(k.value + '_count')}[{r}]))\n"
+                f"    {self.summed('rate', k.value + '_count', labels, w)}\n"
                 f"  or\n"
-                f"    sum by ({f}) (rate({self.sel(k.cat_total)}[{r}]))\n"
+                f"    {self.summed('rate', k.cat_total, labels, w)}\n"
                 f")")
 
     def observed_rate(self, w: str) -> str:
@@ -356,21 +356,18 @@ class Expressions:
                 f"{self.observed_rate(w)}")
 
     def instrumentation_errors(self, w: str) -> str:
-        return (f"sum by ({self.by('model')}) "
-                f"(increase({self.sel('promdrift_instrumentation_errors_total')}[{self.rng(w)}]))")
+        return self.summed('increase', 'promdrift_instrumentation_errors_total', ('model',), w)
 
     # ------------------------------------------------------------------ quality
     def _o(self, *extra: str) -> str:
-        return self.by("model", "output", *extra)
+        return self.by('model', 'output', *extra)
 
     def confusion(self, w: str) -> str:
-        return (f"sum by ({self._o('actual', 'predicted')}) "
-                f"(increase({self.sel('promdrift_quality_confusion_total')}[{self.rng(w)}]))")
+        return self.summed('increase', 'promdrift_quality_confusion_total', ('model', 'output', 'actual', 'predicted'), w)
 
     def confusion_count(self, w: str) -> str:
         """Labelled pairs of a categorical output (absent when 0)."""
-        return (f"sum by ({self._o()}) "
-                f"(increase({self.sel('promdrift_quality_confusion_total')}[{self.rng(w)}])) > 0")
+        return self.summed('increase', 'promdrift_quality_confusion_total', ('model', 'output'), w) + " > 0"
 
     def _confusion_by(self, w: str, label: str) -> str:
         return (f"sum by ({self._o('class')}) (\n"
@@ -421,12 +418,10 @@ class Expressions:
         return f"avg by ({self._o()}) (\n  {indent(self.f1(w), 2)}\n)"
 
     def error_count(self, w: str) -> str:
-        return (f"sum by ({self._o()}) "
-                f"(increase({self.sel('promdrift_quality_error_count')}[{self.rng(w)}])) > 0")
+        return self.summed('increase', 'promdrift_quality_error_count', ('model', 'output'), w) + " > 0"
 
     def mae(self, w: str) -> str:
-        return (f"sum by ({self._o()}) "
-                f"(increase({self.sel('promdrift_quality_error_sum')}[{self.rng(w)}]))\n"
+        return (f"{self.summed('increase', 'promdrift_quality_error_sum', ('model', 'output'), w)}\n"
                 f"/ on ({self._o()})\n({self.error_count(w)})")
 
     def rmse(self, w: str) -> str:
@@ -483,26 +478,27 @@ class Expressions:
                 f")")
 
     # ------------------------------------------------------------------ bias
+    @staticmethod
+    def _labels_b(*extra: str, group: bool = True) -> tuple:
+        return ("model", "facet") + (("group",) if group else ()) + ("output",) + extra
+
     def _b(self, *extra: str, group: bool = True) -> str:
-        labels = ("model", "facet") + (("group",) if group else ()) + ("output",) + extra
-        return self.by(*labels)
+        return self.by(*self._labels_b(*extra, group=group))
 
     def bias_predictions(self, w: str) -> str:
-        return (f"sum by ({self._b('class')}) "
-                f"(increase({self.sel('promdrift_bias_predictions_total')}[{self.rng(w)}]))")
+        return self.summed("increase", "promdrift_bias_predictions_total",
+                           self._labels_b("class"), w)
 
     def bias_group_predictions(self, w: str) -> str:
         """Predictions of a facet group (absent when 0)."""
-        return (f"sum by ({self._b()}) "
-                f"(increase({self.sel('promdrift_bias_predictions_total')}[{self.rng(w)}])) > 0")
+        return self.summed("increase", "promdrift_bias_predictions_total", self._labels_b(), w) + " > 0"
 
     def bias_labels(self, w: str) -> str:
-        return (f"sum by ({self._b('class')}) "
-                f"(increase({self.sel('promdrift_bias_labels_total')}[{self.rng(w)}]))")
+        return self.summed("increase", "promdrift_bias_labels_total", self._labels_b("class"), w)
 
     def bias_true_positives(self, w: str) -> str:
-        return (f"sum by ({self._b('class')}) "
-                f"(increase({self.sel('promdrift_bias_true_positives_total')}[{self.rng(w)}]))")
+        return self.summed("increase", "promdrift_bias_true_positives_total",
+                           self._labels_b("class"), w)
 
     def _rest(self, expr: str, *extra: str) -> str:
         """Sum over all other groups of the facet: sum over every group minus this group."""
@@ -559,9 +555,10 @@ class Expressions:
     # ------------------------------------------------------------------ attributions
     def attribution_abs_mean(self, w: str) -> str:
         f = self.by("model", "feature")
-        return (f"sum by ({f}) (increase({self.sel('promdrift_attribution_abs_sum_total')}[{self.rng(w)}]))\n"
+        fl = ("model", "feature")
+        return (f"{self.summed('increase', 'promdrift_attribution_abs_sum_total', fl, w)}\n"
                 f"/ on ({f})\n"
-                f"(sum by ({f}) (increase({self.sel('promdrift_attribution_values_total')}[{self.rng(w)}])) > 0)")
+                f"({self.summed('increase', 'promdrift_attribution_values_total', fl, w)} > 0)")
 
     def attribution_ndcg_min(self) -> str:
         """The worst replica's nDCG among those whose window holds min_samples rows."""

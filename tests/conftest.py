@@ -1,4 +1,4 @@
-"""Shared fixtures: the two test data sets, a fresh registry, fitted baselines."""
+"""Shared fixtures: the test data sets, a fresh registry, fitted baselines."""
 
 import csv
 import os
@@ -11,6 +11,7 @@ from promdrift.instrumentation import Baseline
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PENGUINS_CSV = os.path.join(DATA, "penguins.csv")
 BREAST_CANCER_CSV = os.path.join(DATA, "breast_cancer.csv")
+DIGITS_CSV = os.path.join(DATA, "digits.csv")
 FIXED_CREATED = "2024-01-01T00:00:00Z"
 
 

@@ -9,14 +9,15 @@ import sys
 import threading
 import time
 import urllib.request
-from http.client import HTTPConnection
+from http.client import HTTPConnection, RemoteDisconnected
 from typing import Any, Dict, List, Optional, Tuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from integration.servers import free_port, wait_until
 
-__all__ = ["samples", "assert_same_counts", "post_all", "GunicornProcess", "free_port", "wait_until", "BIN"]
+__all__ = ["samples", "assert_same_counts", "post_all", "post_each", "GunicornProcess",
+           "free_port", "wait_until", "BIN", "TIMING"]
 
 BIN = os.path.dirname(sys.executable)
 
@@ -44,18 +45,66 @@ def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 1
         return e.code, e.read()
 
 
+#: Families whose values depend on when things happened (label delays) or on one process
+#: (the nDCG window): a server and its reference agree on their ``_count`` only.
+TIMING = ("promdrift_quality_label_delay_seconds", "promdrift_attribution_window_rows",
+          "promdrift_attribution_ndcg")
+
+
 def assert_same_counts(text: str, reference: Any) -> Dict[Key, float]:
     """``text`` has exactly the samples of ``reference.render()``: every count equal, float
-    sums within a relative 1e-9 (their order of additions differs). Returns ``text``'s."""
+    sums within a relative 1e-9 (their order of additions differs); of the :data:`TIMING`
+    families only the ``_count``. Returns ``text``'s."""
     import pytest
     got, want = samples(text), samples(reference.render())
     assert got.keys() == want.keys()
     for key, value in want.items():
+        if key[0].startswith(TIMING) and not key[0].endswith("_count"):
+            continue
         if key[0].endswith("_sum"):
             assert got[key] == pytest.approx(value, rel=1e-9), key
         else:
             assert got[key] == value, key
     return got
+
+
+def post_each(port: int, make_request: Any, threads: int, per_thread: int,
+              retries: int = 0) -> List[Any]:
+    """``threads`` x ``per_thread`` POSTs, ``make_request(thread, i) -> (path, body)``, a new
+    connection each (a worker recycled by max_requests closes its connections); returns
+    the failures (non-200 statuses, exceptions). ``retries``: a connection that a stopping
+    worker closed before answering (its request never read) is tried again, that often."""
+    failures: List[Any] = []
+
+    def run(t: int) -> None:
+        for i in range(per_thread):
+            path, body = make_request(t, i)
+            for attempt in range(retries + 1):
+                conn = HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    conn.request("POST", path, body, {"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status != 200:
+                        failures.append(resp.status)
+                    break
+                except (ConnectionResetError, RemoteDisconnected) as e:
+                    if attempt == retries:
+                        failures.append(repr(e))
+                    time.sleep(0.2)
+                except Exception as e:  # noqa: BLE001 - any failure fails the caller's test
+                    failures.append(repr(e))
+                    break
+                finally:
+                    conn.close()
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=300)
+    assert not any(w.is_alive() for w in workers)
+    return failures
 
 
 def post_all(port: int, parts: List[List[bytes]], path: str, timeout: float = 30.0,

@@ -144,7 +144,7 @@ def test_bias_baseline_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="categorical feature"):
         DriftMonitor(bb, registry=None).track_facets("year")
     m = DriftMonitor(bb, registry=None).track_facets()  # the baseline's facets
-    assert list(m.outcomes.bias.facets) == ["island"]
+    assert list(m.facets.facets) == ["island"]
     reg = Baseline.fit({"g": ["a", "b"], "y": [0.5, 1.5]}, predictions="y")
     with pytest.raises(ValueError, match="categorical prediction"):
         DriftMonitor(reg, registry=None).track_facets("g")
@@ -183,7 +183,7 @@ def test_attribution_counters_and_ndcg_match_numpy(registry):
         assert math.isclose(b.attribution[n], base[n], rel_tol=1e-12)
     clock = Clock()
     m = DriftMonitor(b, registry=registry).track_attributions(window=600, slots=10)
-    m.outcomes.attribution.clock = clock
+    m.attributions.counters.clock = clock
     # live rows 300..568 as dicts, one by one, attributions as dicts
     for i in range(300, 569):
         m.observe({n: x[i, j] for j, n in enumerate(names)},

@@ -10,7 +10,8 @@ import re
 import pytest
 from prometheus_client import CollectorRegistry
 
-from promdrift.exporter.service import PayloadError, create_app, landing_page, parse_observations
+from promdrift.exporter.service import (UNSUPPORTED_TYPE, PayloadError, create_app, landing_page,
+                                       parse_observations)
 from promdrift.instrumentation import Baseline, DriftMonitor
 
 from exporter_helpers import samples
@@ -176,8 +177,13 @@ def test_bearer_token(penguins_species):
     assert client.post(url, data="x" * (2 << 20)).status_code == 401
     good = {"Authorization": "Bearer s3cret-token"}
     assert client.post(url, json={"features": {}}, headers=good).status_code == 200
+    for scheme in ("bearer", "BEARER", "bEaReR"):  # RFC 7235: the scheme is case-insensitive
+        assert client.post(url, json={"features": {}}, headers={
+            "Authorization": f"{scheme} s3cret-token"}).status_code == 200
+    assert client.post(url, json={"features": {}}, headers={
+        "Authorization": "Bearer S3CRET-TOKEN"}).status_code == 401  # the token is not
+    assert m.sample("promdrift_inferences_total") == 4
     assert client.post(URL.format("nope"), json={}, headers=good).status_code == 404
-    assert m.sample("promdrift_inferences_total") == 1
     # scrapes stay open unless protect_metrics
     assert client.get("/metrics").status_code == 200
     assert client.get("/").status_code == 200
@@ -220,6 +226,8 @@ def test_unknown_model_path_method_and_content_type(penguins_species):
     assert client.get(URL.format("penguins")).status_code == 405
     resp = client.post(URL.format("penguins"), data="{}", content_type="text/plain")
     assert resp.status_code == 415
+    assert resp.get_json() == {"error": UNSUPPORTED_TYPE, "field": "Content-Type"}
+    assert "'Content-Type: application/json'" in UNSUPPORTED_TYPE
     # no content type at all is read as JSON
     resp = client.post(URL.format("penguins"), data='{"features": {}}')
     assert resp.status_code == 200
@@ -373,13 +381,3 @@ def test_labels_route_errors(penguins_species):
     big = [{"inference_id": f"id{i}", "label": "Adelie"} for i in range(200)]
     assert client.post(LABELS_URL.format("tracked"), json=big, headers=auth).status_code == 413
     tracked.close()
-
-
-def test_cli_refuses_label_tracking_with_several_workers(penguins_species, tmp_path, capsys):
-    from promdrift.exporter.cli import main
-    path = tmp_path / "b.json"
-    penguins_species.save(str(path))
-    rc = main(["exporter", "--baseline", str(path), "--labels-dir", str(tmp_path / "labels"),
-               "--workers", "2"])
-    assert rc == 2
-    assert "--labels-dir needs --workers 1" in capsys.readouterr().err

@@ -116,10 +116,11 @@ def test_other_metrics_in_the_registry_are_kept(registry):
 def test_two_models_one_registry(registry):
     a = _full_monitor(registry, model="a")
     b = _full_monitor(registry, model="b")
+    drift = set(a.plan.live) | set(a.plan.fixed)  # no plugins: the drift families only
     for text in (metrics_text(registry).decode(), generate_latest(registry).decode()):
         for fam, (mtype, _) in FAMILIES.items():
             exposed = fam + "_total" if mtype == "counter" else fam
-            assert text.count(f"# TYPE {exposed} {mtype}\n") == 1, exposed
+            assert text.count(f"# TYPE {exposed} {mtype}\n") == (fam in drift), exposed
         models = {dict(l)["model"] for _, l, _ in _samples(text)}
         assert models == {"a", "b"}
     assert _samples(metrics_text(registry)) == _samples(generate_latest(registry))
@@ -150,3 +151,42 @@ def test_all_series_exist_from_the_first_scrape(registry, penguins_baseline):
                         lower=(["-Inf"] + col.labels)[col.labels.index(le)]) == n
     assert m.sample("promdrift_baseline_info", created=penguins_baseline.created,
                     digest=penguins_baseline.digest, schema_version="1") == 1
+
+
+def test_drop_in_helpers_serve_the_registry_by_the_fast_path(registry):
+    """make_wsgi_app / make_asgi_app / start_http_server: prometheus_client's signatures,
+    promdrift's renderer, the same bytes as metrics_text."""
+    import asyncio
+    import urllib.request
+
+    from promdrift.instrumentation import make_asgi_app, make_wsgi_app, start_http_server
+    from promdrift.instrumentation.exposition import CONTENT_TYPE
+    m = _full_monitor(registry)
+    want = metrics_text(registry)
+    got = {}
+    body = make_wsgi_app(registry)({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics"},
+                                   lambda status, headers: got.update(headers))
+    assert body == [want] and got["Content-Type"] == CONTENT_TYPE
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(make_asgi_app(registry)({"type": "http", "method": "GET", "path": "/metrics",
+                                         "headers": []}, receive, send))
+    assert sent[0]["status"] == 200 and sent[1]["body"] == want
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics",
+                                    timeout=10) as resp:
+            assert resp.headers["Content-Type"] == CONTENT_TYPE
+            assert resp.read() == metrics_text(registry)
+    finally:
+        server.shutdown()
+        server.server_close()
+    thread.join(10)
+    assert not thread.is_alive()
+    m.close()

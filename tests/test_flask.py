@@ -130,3 +130,21 @@ def test_inference_id_reaches_the_label_store(registry, rows):
                           actual="Gentoo", predicted="Adelie") == 1.0
     assert monitor.sample("promdrift_instrumentation_errors_total") == 0.0
     monitor.close()
+
+
+def test_a_failing_view_counts_its_features_without_a_prediction(registry, penguins_species):
+    monitor = DriftMonitor(penguins_species, registry=registry)
+    app = monitor.instrument(Flask("failing"))
+
+    @app.post("/predict")
+    @monitor.track(features="features", prediction="species")
+    def predict():
+        raise RuntimeError("the model broke")
+
+    resp = app.test_client().post("/predict", json={"features": {"island": "Dream"}})
+    assert resp.status_code == 500
+    assert monitor.sample("promdrift_feature_category_total", feature="island",
+                          category="Dream") == 1
+    assert monitor.sample("promdrift_inferences_total") == 1
+    assert monitor.sample("promdrift_prediction_invalid_total", output="species",
+                          reason="missing") == 0  # no prediction: not counted at all

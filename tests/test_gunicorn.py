@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -16,8 +16,9 @@ from promdrift.exporter import cli
 from promdrift.instrumentation import Baseline, DriftMonitor
 
 from conftest import PENGUINS_CSV, read_rows
-from exporter_helpers import BIN, GunicornProcess, assert_same_counts, free_port
+from exporter_helpers import BIN, GunicornProcess, assert_same_counts, free_port, post_each
 from exporter_helpers import http as http_request
+from served_scenario import APPS, assert_exact_totals, exercise, server_env
 
 pytest.importorskip("gunicorn")
 
@@ -25,7 +26,6 @@ THREADS = 8
 REQUESTS = 150  # per thread
 MAX_REQUESTS = 40
 WORKERS = 4
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
@@ -45,35 +45,6 @@ def split(row):
     return {k: v for k, v in row.items() if k != "species"}, row["species"]
 
 
-def post_all(port, make_request, threads=THREADS, per_thread=REQUESTS):
-    """``threads`` x ``per_thread`` POSTs, a new connection each (a worker recycled by
-    max_requests closes its connections); every answer must be a 200."""
-    failures = []
-
-    def run(t):
-        for i in range(per_thread):
-            path, body = make_request(t, i)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            try:
-                conn.request("POST", path, body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    failures.append(resp.status)
-            except Exception as e:  # noqa: BLE001 - any failure fails the test below
-                failures.append(repr(e))
-            finally:
-                conn.close()
-
-    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=300)
-    assert not any(w.is_alive() for w in workers)
-    return failures
-
-
 def control_socket_flag():
     """gunicorn >= 24 opens a control socket in the home directory unless told not to."""
     import gunicorn.config
@@ -88,29 +59,40 @@ def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_pa
     log = str(tmp_path / "exporter.log")
     argv = [os.path.join(BIN, "promdrift"), "exporter", "--baseline", baseline_path,
             "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--threads", "2",
-            "--max-requests", str(MAX_REQUESTS), "--multiproc-dir", str(mp)]
-    reference = DriftMonitor(baseline_path, registry=None)
-    sent = []
+            "--max-requests", str(MAX_REQUESTS), "--multiproc-dir", str(mp),
+            "--labels-dir", str(tmp_path / "labels")]
+    reference = DriftMonitor(baseline_path, registry=None).track_labels(":memory:")
+    sent, ids = [], []
     lock = threading.Lock()
 
     def make_request(t, i):
         k = 1 + (t + i) % 3  # 1 to 3 rows per request
         start = (t * REQUESTS + i) * 3 % len(rows)
         batch = [rows[(start + j) % len(rows)] for j in range(k)]
-        with lock:
-            sent.extend(batch)
         body = [{"features": f, "prediction": p, "id": f"{t}-{i}-{j}"}
                 for j, (f, p) in enumerate(map(split, batch))]
+        with lock:
+            sent.extend(batch)
+            ids.extend(row["id"] for row in body)
         return "/v1/models/penguins/observations", json.dumps(body)
 
+    def make_label(t, i):  # labels for the first row of each request, to any worker
+        return "/v1/models/penguins/labels", json.dumps(
+            {"inference_id": f"{t}-{i}-0", "label": "Adelie"})
+
     with GunicornProcess(argv, port, log_path=log) as server:
-        failures = post_all(port, make_request)
+        failures = post_each(port, make_request, THREADS, REQUESTS)
         assert failures == []
+        assert post_each(port, make_label, THREADS, REQUESTS // 3) == []
+        time.sleep(3.5)  # predictions still queued in a worker reach the shared store
         # every worker, whichever answers, reports the same exact totals
         texts = [http_request("GET", server.url + "/metrics")[1].decode() for _ in range(WORKERS)]
         server_log = server.log()
     for f, p in map(split, sent):
-        reference.observe(f, p)
+        reference.observe(f, p, inference_id=ids.pop(0))
+    for t in range(THREADS):
+        for i in range(REQUESTS // 3):
+            reference.record_label(f"{t}-{i}-0", "Adelie")
     for text in texts:
         assert_same_counts(text, reference)
     assert reference.sample("promdrift_inferences_total") == len(sent) > THREADS * REQUESTS
@@ -121,43 +103,46 @@ def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_pa
     assert len([f for f in files if f.endswith(".f64")]) <= WORKERS + 2
 
 
-def test_instrumented_flask_app_under_gunicorn(rows, baseline_path, tmp_path):
+def served_under_gunicorn(app_spec, rows, baseline_path, tmp_path, *options):
+    """The served scenario (tests/served_scenario.py) under gunicorn's promdrift
+    configuration, 4 workers recycled every 40 requests: exact totals of every family."""
     port = free_port()
     mp = tmp_path / "mp"
     mp.mkdir()
     log = str(tmp_path / "app.log")
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:promdrift.instrumentation.gunicorn",
             "--workers", str(WORKERS), "--max-requests", str(MAX_REQUESTS),
-            "--bind", f"127.0.0.1:{port}", "--chdir", os.path.join(HERE, "apps"),
-            *control_socket_flag(), "instrumented:app"]
-    env = {"PROMDRIFT_TEST_BASELINE": baseline_path, "PROMDRIFT_MULTIPROC_DIR": str(mp)}
-    reference = DriftMonitor(baseline_path, registry=None)
-
-    def make_request(t, i):
-        f, p = split(rows[(t * REQUESTS + i) % len(rows)])
-        return "/predict", json.dumps({"features": f, "truth": p})
-
+            "--bind", f"127.0.0.1:{port}", "--chdir", APPS, *options,
+            *control_socket_flag(), app_spec]
+    env = server_env(baseline_path, str(tmp_path / "capture"), str(mp))
     with GunicornProcess(argv, port, env=env, log_path=log) as server:
-        failures = post_all(port, make_request, per_thread=100)
-        assert failures == []
-        text = http_request("GET", server.url + "/metrics")[1].decode()
+        reference = exercise(port, rows, baseline_path, str(tmp_path / "reference"))
+        assert_exact_totals(port, reference)
         server_log = server.log()
-    for t in range(THREADS):
-        for i in range(100):
-            reference.observe(*split(rows[(t * REQUESTS + i) % len(rows)]))
-    assert_same_counts(text, reference)
-    assert "Autorestarting worker" in server_log
+    assert "Autorestarting worker" in server_log or "Maximum request limit" in server_log, \
+        server_log
     assert any(f.endswith("-archive.f64") for f in os.listdir(mp))
+    return reference
+
+
+def test_instrumented_flask_app_under_gunicorn(rows, baseline_path, tmp_path):
+    served_under_gunicorn("served:create_flask()", rows, baseline_path, tmp_path)
+
+
+def test_fastapi_app_under_gunicorn_uvicorn_workers(rows, baseline_path, tmp_path):
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("fastapi")
+    served_under_gunicorn("served:create_asgi()", rows, baseline_path, tmp_path,
+                          "-k", "uvicorn.workers.UvicornWorker")
 
 
 def test_gunicorn_config_refuses_several_workers_without_a_directory(tmp_path, baseline_path):
     import subprocess
-    env = {k: v for k, v in os.environ.items() if k != "PROMDRIFT_MULTIPROC_DIR"}
-    env["PROMDRIFT_TEST_BASELINE"] = baseline_path
+    env = server_env(baseline_path, str(tmp_path / "capture"))
     proc = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "python:promdrift.instrumentation.gunicorn",
-         "--workers", "2", "--bind", f"127.0.0.1:{free_port()}", "--chdir",
-         os.path.join(HERE, "apps"), *control_socket_flag(), "instrumented:app"],
+         "--workers", "2", "--bind", f"127.0.0.1:{free_port()}", "--chdir", APPS,
+         *control_socket_flag(), "served:create_flask()"],
         env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "PROMDRIFT_MULTIPROC_DIR is not set" in proc.stderr + proc.stdout

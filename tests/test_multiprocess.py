@@ -28,6 +28,13 @@ def store(baseline, directory, ident=None):
     return MultiprocessCounterStore(Layout(baseline), directory, ident=ident)
 
 
+def dead_file(live, pid, counts):
+    """The counts file a worker ``pid`` of ``live``'s run left when it died."""
+    path = os.path.join(live.directory, f"{live.key}-{live.run}-{pid}_1.f64")
+    np.asarray(counts, dtype=np.float64).tofile(path)
+    return path
+
+
 def test_workers_sum_to_a_single_process_exactly(penguins_species, penguins_rows, tmp_path):
     single = DriftMonitor(penguins_species, registry=None)
     workers = [DriftMonitor(penguins_species, registry=CollectorRegistry(),
@@ -67,11 +74,10 @@ def test_dead_workers_are_kept_and_folded_into_the_archive(penguins_species, pen
     live = DriftMonitor(penguins_species, registry=None,
                         store=store(penguins_species, tmp_path, "live"))
     dead_pids = [4_000_001, 4_000_002]
+    worker = DriftMonitor(penguins_species, registry=None)
+    worker.observe([features(r) for r in penguins_rows[:100]])
     for pid in dead_pids:  # what workers of those pids left behind
-        s = store(penguins_species, tmp_path, f"{pid}_1")
-        DriftMonitor(penguins_species, registry=None, store=s).observe(
-            [features(r) for r in penguins_rows[:100]])
-        s.close()
+        dead_file(live.store, pid, worker.store.snapshot())
     live.observe(features(penguins_rows[0]))
     before = live.store.snapshot()
     assert before[Layout.INFERENCES] == 201
@@ -84,7 +90,7 @@ def test_dead_workers_are_kept_and_folded_into_the_archive(penguins_species, pen
     np.testing.assert_allclose(after[sums], before[sums], rtol=1e-12)  # float sums
     after[sums] = before[sums] = 0
     assert after.tolist() == before.tolist()  # every count exactly
-    names = sorted(os.path.basename(p).split("-", 1)[1] for p in live.store.files())
+    names = sorted(os.path.basename(p).split("-", 2)[2] for p in live.store.files())
     assert names == ["archive.f64", "live.f64"]
     live.observe(features(penguins_rows[1]))
     assert live.store.snapshot()[Layout.INFERENCES] == 202
@@ -101,7 +107,7 @@ def test_a_file_left_by_the_same_name_keeps_counting(penguins_species, tmp_path)
 def test_default_names_are_per_process_and_per_store(penguins_species, tmp_path):
     a, b = store(penguins_species, tmp_path), store(penguins_species, tmp_path)
     assert a.path != b.path
-    assert os.path.basename(a.path).split("-")[1].startswith(f"{os.getpid()}_")
+    assert os.path.basename(a.path).split("-")[2].startswith(f"{os.getpid()}_")
 
 
 def test_env_variable_makes_drift_monitor_multiprocess(penguins_species, tmp_path, monkeypatch):
@@ -257,9 +263,9 @@ def test_scrapes_during_folding_never_see_a_different_total(penguins_species, tm
     live.counts[Layout.INFERENCES] += 1
     pids = list(range(4_100_000, 4_100_040))
     for i, pid in enumerate(pids):
-        s = store(penguins_species, tmp_path, f"{pid}_1")
-        s.counts[Layout.INFERENCES] += i + 1
-        s.close()
+        counts = np.zeros(live.layout.size)
+        counts[Layout.INFERENCES] = i + 1
+        dead_file(live, pid, counts)
     total = 1 + sum(range(1, len(pids) + 1))
     seen = []
     done = threading.Event()
@@ -286,9 +292,9 @@ def test_scrapes_during_folding_never_see_a_different_total(penguins_species, tm
 def test_folding_gives_up_when_the_directory_stays_busy(penguins_species, tmp_path):
     from promdrift.instrumentation.multiprocess import _dir_lock
     live = store(penguins_species, tmp_path, "live")
-    dead = store(penguins_species, tmp_path, "4200000_1")
-    dead.counts[Layout.INFERENCES] += 3
-    dead.close()
+    counts = np.zeros(live.layout.size)
+    counts[Layout.INFERENCES] = 3
+    dead_file(live, 4200000, counts)
     with _dir_lock(str(tmp_path), exclusive=False):  # a scrape that does not end
         with pytest.raises(TimeoutError, match="busy"):
             mark_process_dead(4200000, str(tmp_path), timeout=0.2)
@@ -297,18 +303,66 @@ def test_folding_gives_up_when_the_directory_stays_busy(penguins_species, tmp_pa
     assert live.snapshot()[Layout.INFERENCES] == 3
 
 
-def test_outcome_monitors_warn_that_they_are_per_process(penguins_species, tmp_path, monkeypatch,
-                                                          caplog):
-    import logging
-    monkeypatch.setenv(ENV, str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="promdrift"):
-        m = DriftMonitor(penguins_species, registry=None)
-        assert not any("per process" in r.getMessage() for r in caplog.records)
-        m.track_labels(":memory:")
-    assert any("kept per process" in r.getMessage() for r in caplog.records)
-    m.close()
-    monkeypatch.delenv(ENV)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="promdrift"):
-        DriftMonitor(penguins_species, registry=None).track_labels(":memory:").close()
-    assert not any("kept per process" in r.getMessage() for r in caplog.records)
+def test_outcome_and_capture_counters_are_exact_across_workers(penguins_species, penguins_rows,
+                                                               tmp_path, monkeypatch):
+    """Two monitors counting into one directory (what two workers do) report, in every
+    scrape, exactly what one process that saw every request reports: drift, labels, facets,
+    attributions and capture alike."""
+    from promdrift.instrumentation.capture import DataCapture
+    b = penguins_species.with_bias([features(r) for r in penguins_rows],
+                                   [r["species"] for r in penguins_rows], facets="island")
+    b = b.with_attributions({"bill_length_mm": [1.0, 2.0], "year": [0.5, 0.1]})
+    labels = str(tmp_path / "labels.sqlite3")
+
+    def monitor(directory=None):
+        m = DriftMonitor(b, registry=CollectorRegistry(),
+                         capture=DataCapture(str(tmp_path / "capture"), registry=None))
+        m.track_labels(labels if directory else ":memory:").track_facets().track_attributions()
+        m.labels.clock = lambda: 1000.0  # label delays the same in every process
+        return m
+
+    single = monitor()
+    monkeypatch.setenv(ENV, str(tmp_path / "mp"))
+    (tmp_path / "mp").mkdir()
+    workers = [monitor(True), monitor(True)]
+    assert all(isinstance(w.labels.counters.store, MultiprocessCounterStore) for w in workers)
+    for i, row in enumerate(penguins_rows[:120]):
+        attrs = {"bill_length_mm": i % 7 - 3.0, "year": 0.25}
+        for m in (single, workers[i % 2]):
+            m.observe(features(row), row["species"], inference_id=f"r{i}", attributions=attrs)
+    for w in workers:  # the predictions queued in each worker reach the shared store
+        w.flush()
+    for i, row in enumerate(penguins_rows[:120:3]):  # labels reach the other worker
+        truth = "Adelie" if i % 4 else row["species"]
+        single.record_label(f"r{3 * i}", truth)
+        assert workers[(3 * i + 1) % 2].record_label(f"r{3 * i}", truth) == "matched"
+    for m in [single] + workers:
+        m.capture.flush()
+    want = samples(single.render())
+    ndcg = {"promdrift_attribution_ndcg", "promdrift_attribution_window_rows"}  # per process
+    for w in workers:
+        got = samples(w.render())
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            if key[0] not in ndcg:
+                assert got[key] == pytest.approx(value, rel=1e-12), key
+    assert want["promdrift_quality_labels_total", (("model", "penguins"),)] == 40
+    assert want["promdrift_capture_rows_total", (("model", "penguins"),)] == 120
+    for m in [single] + workers:
+        m.close()
+        m.capture.close()
+
+
+def test_files_of_an_earlier_run_are_removed_and_never_summed(penguins_species, tmp_path):
+    from promdrift.instrumentation.multiprocess import current_run, tidy
+    live = store(penguins_species, tmp_path, "live")
+    counts = np.ones(live.layout.size)
+    old = os.path.join(str(tmp_path), f"{live.key}-r4300000_1-4300001_1.f64")
+    counts.tofile(old)  # an earlier run's worker: its master (pid 4300000) is gone
+    assert live.snapshot()[Layout.INFERENCES] == 0  # another run: not summed
+    dead = dead_file(live, 4300002, counts)  # a dead worker of this run: kept and folded
+    assert live.snapshot()[Layout.INFERENCES] == 1
+    assert tidy(str(tmp_path)) == (1, 1)
+    assert not os.path.exists(old) and not os.path.exists(dead)
+    assert live.snapshot()[Layout.INFERENCES] == 1
+    assert live.run == current_run()

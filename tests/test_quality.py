@@ -34,8 +34,8 @@ class Clock:
 
 def rows(m):
     """Rows in the monitor's label store, after writing the predictions observe queued."""
-    m.outcomes.flush()
-    return m.outcomes.store.rows()
+    m.labels.flush()
+    return m.labels.store.rows()
 
 
 # ------------------------------------------------------------------------------ data
@@ -56,7 +56,7 @@ def classifier(registry, clock, **store):
     b = b.with_quality(truth[300:450], pred[300:450])
     m = DriftMonitor(b, registry=registry)
     m.track_labels(":memory:", **store)
-    m.outcomes.clock = clock
+    m.labels.clock = clock
     return m, rows, truth, pred
 
 
@@ -133,8 +133,8 @@ def test_classifier_counters_match_numpy_with_out_of_order_duplicate_unknown(reg
     assert m.sample("promdrift_quality_labels_unmatched_total", reason="unknown") == 0
     assert m.sample("promdrift_quality_pending", kind="label") == 5
     clock.t += 301
-    m.outcomes.flush()
-    m.outcomes.store.purge(clock())
+    m.labels.flush()
+    m.labels.store.purge(clock())
     assert m.sample("promdrift_quality_labels_unmatched_total", reason="unknown") == 5
     assert m.sample("promdrift_quality_pending", kind="label") == 0
     # label delays: 20 early labels count 0 s, the rest 120 s (100 batch rows) / 120 s
@@ -253,7 +253,7 @@ def test_max_rows_evicts_the_oldest_predictions():
     clock = Clock()
     b = Baseline.fit({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}, predictions="y", model="s")
     m = DriftMonitor(b, registry=None).track_labels(":memory:", max_rows=50)
-    m.outcomes.clock = clock
+    m.labels.clock = clock
     for i in range(120):
         m.observe({"x": 1.0}, "a", inference_id=i)
     assert rows(m) == 50
@@ -277,15 +277,15 @@ def test_max_age_evicts_unlabelled_predictions_and_hold_expires_labels():
     clock = Clock()
     b = Baseline.fit({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}, predictions="y", model="s")
     m = DriftMonitor(b, registry=None).track_labels(":memory:", max_age=3600, hold=60)
-    m.outcomes.clock = clock
+    m.labels.clock = clock
     m.observe([{"x": 1.0}] * 10, ["a"] * 10, inference_id=[f"old{i}" for i in range(10)])
     m.record_label("old0", "a")
     clock.t += 1800
     m.observe([{"x": 1.0}] * 5, ["b"] * 5, inference_id=[f"new{i}" for i in range(5)])
     assert m.record_label("early", "b") == "held"
     clock.t += 1801  # the old ones are now older than max_age
-    m.outcomes.flush()
-    m.outcomes.store.purge(clock())
+    m.labels.flush()
+    m.labels.store.purge(clock())
     assert m.sample("promdrift_quality_predictions_evicted_total", reason="age") == 9
     assert m.sample("promdrift_quality_labels_unmatched_total", reason="unknown") == 1
     assert m.record_label("old1", "a") == "held"
@@ -321,7 +321,7 @@ def test_default_store_lives_in_the_temp_dir_and_close_removes_it():
     b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="tmp model")
     m = DriftMonitor(b, registry=None).track_labels()
     path = default_store_path("tmp model")
-    assert m.outcomes.store.path == path and os.path.exists(path)
+    assert m.labels.store.path == path and os.path.exists(path)
     assert "labels-tmp_model-" in path and os.path.basename(os.path.dirname(path)) == "promdrift"
     m.observe({"x": 1.0}, "a", inference_id="1")
     assert m.record_label("1", "a") == "matched"
@@ -371,13 +371,13 @@ def test_record_label_never_raises():
     assert m.record_label("1", "a") == "disabled"
     m.track_labels(":memory:")
     assert m.record_label("1", object()) == "invalid"  # not JSON
-    m.outcomes.store.close()
+    m.labels.store.close()
     assert m.record_label("2", "a") == "error"
     assert m.sample("promdrift_instrumentation_errors_total") == 1
     m.observe({"x": 1.0}, "a", inference_id="3")  # queued
     assert "promdrift_quality_labels_total" in m.render()  # the flush fails: counted
     assert m.sample("promdrift_instrumentation_errors_total") == 2
-    m.outcomes.flush_rows = 1
+    m.labels.flush_rows = 1
     m.observe({"x": 1.0}, "a", inference_id="4")  # written at once: fails, counted, no raise
     assert m.sample("promdrift_instrumentation_errors_total") == 3
 
@@ -386,21 +386,21 @@ def test_observe_queues_predictions_and_a_label_flushes_them():
     clock = Clock()
     b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="q")
     m = DriftMonitor(b, registry=None).track_labels(":memory:")
-    m.outcomes.clock = clock
+    m.labels.clock = clock
     m.observe({"x": 1.0}, "a", inference_id="1")
-    assert m.outcomes.store.rows() == 0  # queued
+    assert m.labels.store.rows() == 0  # queued
     clock.t += 0.5
     m.observe([{"x": 1.0}] * 254, ["b"] * 254, inference_id=[f"b{i}" for i in range(254)])
-    assert m.outcomes.store.rows() == 0  # 255 queued < flush_rows 256
+    assert m.labels.store.rows() == 0  # 255 queued < flush_rows 256
     clock.t += 0.6  # the oldest queued row is 1.1 s old: the next observe writes them all
     m.observe({"x": 1.0}, "a", inference_id="2")
-    assert m.outcomes.store.rows() == 256
+    assert m.labels.store.rows() == 256
     m.observe({"x": 1.0}, "a", inference_id="3")
     clock.t += 10
     assert m.record_label("3", "a") == "matched"  # flushed first, so it finds "3"
     # the label delay is counted from observe, not from the flush
     assert m.sample("promdrift_quality_label_delay_seconds_sum") == 10.0
-    assert m.outcomes.store.rows() == 257
+    assert m.labels.store.rows() == 257
 
 
 def test_duplicate_prediction_ids_keep_the_first():
@@ -439,7 +439,7 @@ def test_labels_without_tracking_or_outputs():
         DriftMonitor(b, registry=None).track_labels(":memory:")
     b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="twice")
     m = DriftMonitor(b, registry=None).track_labels(":memory:")
-    with pytest.raises(ValueError, match="already tracks labels"):
+    with pytest.raises(ValueError, match="already has a 'labels' plugin"):
         m.track_labels(":memory:")
     with pytest.raises(ValueError, match="limits to the LabelStore"):
         DriftMonitor(b, registry=None).track_labels(LabelStore(), max_rows=3)
@@ -518,13 +518,13 @@ def test_scrape_expires_held_labels_and_survives_a_broken_store(registry):
     clock = Clock()
     b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="sc")
     m = DriftMonitor(b, registry=registry).track_labels(":memory:", hold=10)
-    m.outcomes.clock = clock
+    m.labels.clock = clock
     assert m.record_label("lost", "a") == "held"
     clock.t += 11  # no traffic at all: the scrape itself expires the held label
     text = metrics_text(registry).decode()
     assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
     assert 'promdrift_quality_pending{model="sc",kind="label"} 0' in text
-    m.outcomes.store.close()
+    m.labels.store.close()
     text = metrics_text(registry).decode()  # no exception, the last counts, no gauge
     assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
     assert "promdrift_quality_pending{" not in text
@@ -646,7 +646,7 @@ def test_every_label_is_counted_exactly_once(ops):
     b = Baseline.fit({"x": [1.0, 2.0], "y": ["a", "b"]}, predictions="y", model="inv")
     m = DriftMonitor(b, registry=None).track_labels(":memory:", max_rows=6, max_age=100,
                                                     hold=20)
-    m.outcomes.clock = clock
+    m.labels.clock = clock
     returned = {"matched": 0, "held": 0, "duplicate": 0}
     for kind, ident, cls in ops:
         if kind == "observe":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -19,10 +18,9 @@ from promdrift.promql import (ALERT_NAMES, OPTIONS, PROMQL, Expressions, RulesCo
 from promdrift.promql.config import format_duration, parse_duration
 from promdrift.promql.expr import FEATURE
 
+from . import PROMTOOLS
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-PROMTOOLS = [p for p in (shutil.which("promtool"),
-                         os.path.join(ROOT, ".cache", "engines", "root", "usr", "bin", "promtool"))
-             if p and os.path.exists(p)]
 CUSTOM = RulesConfig(keep_labels=["cluster", "env"], selector='job="model", env!~"dev|test"',
                      windows=["5m", "1h", "1d"], thresholds={"psi_max": 0.2, "min_samples": 50},
                      pending={"PromdriftFeatureDrift": "30m"})
