@@ -95,9 +95,10 @@ from integration.rulegen import fast_rules  # noqa: E402
 from integration.servers import (Alertmanager, AppServer, Prometheus,  # noqa: E402
                                  WebhookReceiver, http_get, wait_until)
 
-from promdrift.instrumentation import Baseline, DriftMonitor  # noqa: E402
+from promdrift.instrumentation import Baseline, DriftMonitor, binning  # noqa: E402
 from promdrift.instrumentation.store import REASONS  # noqa: E402
-from promdrift.promql import RulesConfig  # noqa: E402
+from promdrift.promql import Expressions, RulesConfig  # noqa: E402
+from promdrift.promql.expr import FEATURE  # noqa: E402
 
 DEFAULT_PROMETHEUS = os.path.join(ROOT, ".cache", "engines", "root", "usr", "bin", "prometheus")
 CAT_MODEL = "bench-cat"
@@ -186,7 +187,7 @@ class Fleet:
     def __init__(self, models: int, features: int, args: argparse.Namespace, seed: int = 0):
         rng = np.random.default_rng(seed)
         self.rate, self.invalid = args.rate, args.invalid
-        self.numeric_features = models * features
+        self.models, self.numeric_features = models, models * features
         self.cat_labels = np.array([f"k{i}" for i in range(args.categories)] + ["unseen"])
         shares = 1.0 / np.arange(1, args.categories + 1)  # Zipf-like training shares
         shares /= shares.sum()
@@ -738,6 +739,112 @@ def group_costs(prof: Dict[Tuple[str, str], Tuple[float, float]], intervals: Dic
     return out
 
 
+# ---------------------------------------------------------------------------------- numpy check
+#: Statistics checked against numpy, by the start of their record name.
+NUMPY_STATISTICS = ("model_feature:promdrift_ks_statistic:", "model_feature:promdrift_psi:",
+                    "model_feature:promdrift_ks_critical:")
+
+
+def sample_features(features: int, k: int) -> List[str]:
+    """``k`` feature names spread over ``f0000`` .. the last one."""
+    return [f"f{j:04d}" for j in sorted({round(i * (features - 1) / max(1, k - 1))
+                                        for i in range(k)})]
+
+
+def numpy_statistics(prom: Prometheus, model: str, feature: str, window: str, at: float,
+                     tests: int) -> Dict[str, float]:
+    """KS, PSI and the KS critical value of one feature over ``window`` at ``at``, computed by
+    ``promdrift.instrumentation.binning`` from the per-series ``increase`` of every bucket
+    (summed over the replicas here) and the baseline gauges: what the rules compute in PromQL."""
+    sel = f'model="{model}", feature="{feature}"'
+    live: Dict[float, float] = {}
+    for r in query(prom, f"increase(promdrift_feature_value_bucket{{{sel}}}[{window}])", at=at):
+        le = float(r["metric"]["le"])
+        live[le] = live.get(le, 0.0) + r["value"]
+    base = {float(r["metric"]["le"]): r["value"]
+            for r in query(prom, f"promdrift_baseline_feature_value_bucket{{{sel}}}", at=at)}
+    if set(live) != set(base):
+        raise ValueError(f"{model}/{feature}: live and baseline edges differ")
+    les = sorted(live)
+    live_bins = np.diff([live[le] for le in les], prepend=0.0)
+    base_bins = np.diff([base[le] for le in les], prepend=0.0)
+    thr = RulesConfig().thresholds
+    return {
+        "ks_statistic": binning.ks_statistic(live_bins, base_bins),
+        "psi": binning.psi(live_bins, base_bins, floor=thr["psi_bin_floor"]),
+        "ks_critical": thr.ks_critical(live[les[-1]], base[les[-1]], tests=tests),
+    }
+
+
+def numpy_check(prom: Prometheus, rules: RuleSet, model: str, features: int, sample: int,
+                times: int) -> List[Dict[str, Any]]:
+    """Every KS / PSI / critical value rule of ``rules`` for ``sample`` features, at up to
+    ``times`` of its evaluation times free of scrapes: recorded value against numpy's
+    (:func:`numpy_statistics`). The critical value only for the generated default rules (the
+    old rules had another critical value)."""
+    windows = scrapes(prom)
+    names = [n for n in rules.records if n.startswith(NUMPY_STATISTICS)
+             and (rules.source == "generated" or "ks_critical" not in n)]
+    out = []
+    for name in names:
+        stat, window = name.split(":")[1].removeprefix("promdrift_"), name.split(":")[2]
+        row: Dict[str, Any] = {"record": name, "times": 0, "values": 0, "max_abs": 0.0,
+                               "max_rel": 0.0, "range": [math.inf, -math.inf]}
+        for t in eval_times(prom, name):
+            if row["times"] >= times:
+                break
+            if in_flight(t, windows):
+                continue
+            row["times"] += 1
+            for f in sample_features(features, sample):
+                got = query(prom, f'{name}{{model="{model}", feature="{f}"}}', at=t)
+                want = numpy_statistics(prom, model, f, window, t, features)[stat]
+                if len(got) != 1:
+                    raise ValueError(f"{name} of {model}/{f} at {t}: {len(got)} series")
+                x = got[0]["value"]
+                d = abs(x - want)
+                row["values"] += 1
+                row["max_abs"] = max(row["max_abs"], d)
+                row["max_rel"] = max(row["max_rel"], d / max(1.0, abs(want)))
+                row["range"] = [min(row["range"][0], want), max(row["range"][1], want)]
+        out.append(row)
+    return out
+
+#: Parts of the numeric statistics (``promdrift.promql.Expressions``), timed alone by
+#: ``--fragments``: where a rule's time goes. (name, window-free, builder)
+FRAGMENTS: List[Tuple[str, bool, Callable[[Expressions, str], str]]] = [
+    ("numeric_count (n)", False, lambda e, w: e.numeric_count(FEATURE, w)),
+    ("numeric_cumulative (increase of every bucket)", False,
+     lambda e, w: e.numeric_cumulative(FEATURE, w)),
+    ("live_cdf", False, lambda e, w: e.live_cdf(FEATURE, w)),
+    ("baseline_cdf", True, lambda e, w: e.baseline_cdf(FEATURE)),
+    ("bin_edge_signs", True, lambda e, w: e.bin_edge_signs(FEATURE)),
+    ("live_bin_ratio (p of PSI)", False, lambda e, w: e.live_bin_ratio(FEATURE, w)),
+    ("baseline_bin_ratio (q of PSI)", True, lambda e, w: e.baseline_bin_ratio(FEATURE)),
+    ("ks", False, lambda e, w: e.ks(FEATURE, w)),
+    ("ks_critical", False, lambda e, w: e.ks_critical(FEATURE, w)),
+    ("psi", False, lambda e, w: e.psi(FEATURE, w)),
+]
+
+
+def fragments(prom: Prometheus, at: float, reps: int) -> List[Tuple[str, str, float, float]]:
+    """(fragment, window, median query seconds, median CPU seconds) of every
+    :data:`FRAGMENTS` part over every window of the default configuration (a window-free
+    part once), at ``at``."""
+    config = RulesConfig()
+    e = Expressions(config)
+    idle = statistics.median(timed_query(prom, "vector(1)", at)[1] for _ in range(5))
+    out = []
+    for i, w in enumerate(config.windows):
+        for name, fixed, build in FRAGMENTS:
+            if fixed and i:
+                continue
+            runs = [timed_query(prom, build(e, w), at) for _ in range(reps)]
+            out.append((name, "-" if fixed else w, statistics.median(r[0] for r in runs),
+                        max(0.0, statistics.median(r[1] for r in runs) - idle)))
+    return out
+
+
 # ---------------------------------------------------------------------------------- phase 1
 @dataclass
 class Result:
@@ -755,6 +862,8 @@ class Result:
     errors: List[str]
     profile: Dict[str, Dict[Tuple[str, str], Tuple[float, float]]]
     load_profile: str
+    numpy: Dict[str, List[Dict[str, Any]]]
+    fragments: Dict[str, List[Tuple[str, str, float, float]]]
 
 
 def loadavg() -> str:
@@ -865,7 +974,7 @@ def phase_rule_evaluation(workdir: str, fleet_spec: str, rule_sets: List[RuleSet
         def attempt(what: str, fn: Callable[[], Any], default: Any) -> Any:
             try:
                 return fn()
-            except (OSError, ValueError, KeyError, IndexError) as e:
+            except Exception as e:  # reported, and the run fails (a check that could not run)
                 errors.append(f"{what}: {type(e).__name__}: {e}")
                 return default
         series = {n: attempt(f"recorded series of {n}", lambda: recorded_series(
@@ -886,12 +995,20 @@ def phase_rule_evaluation(workdir: str, fleet_spec: str, rule_sets: List[RuleSet
         load_profile = loadavg()
         prof = attempt("profile", lambda: profile(proms, rule_sets, profile_at,
                                                    args.profile_reps), {})
+        parts = {rs.name: attempt(f"fragments of {rs.name}", lambda: fragments(
+            proms[rs.name], profile_at, args.profile_reps), []) for rs in rule_sets
+            if args.fragments and rs.source == "generated"}
         load_profile += " / " + loadavg()
         checks = attempt("value checks", lambda: comparisons(proms, rule_sets,
                                                                args.check_times), {})
+        features = fleet.numeric_features // fleet.models
+        model = "bench" if fleet.models == 1 else "bench00"
+        against_numpy = {rs.name: attempt(f"numpy check of {rs.name}", lambda: numpy_check(
+            proms[rs.name], rs, model, features, args.numpy_features, args.check_times), [])
+            for rs in rule_sets}
     return Result(fleet_spec, (load_start, load_end), run.gap, watches, series, head, windows,
                   alerts, checks, fleet.numeric_features, run.push_seconds, errors, prof,
-                  load_profile)
+                  load_profile, against_numpy, parts)
 
 
 def rule_sets_by(rule_sets: List[RuleSet], name: str) -> RuleSet:
@@ -1006,8 +1123,46 @@ def report(result: Result, rule_sets: List[RuleSet], args: argparse.Namespace) -
                       f"an evaluation time free of scrapes: " + ", ".join(
                           f"`{n}`" for n in empty if not re.match(
                               r"model_(output|facet)|.*(quality|attribution)", n)) + "."]
+    for n, rows in result.numpy.items():
+        if not rows:
+            continue
+        lines += ["", f"Against numpy: `{n}`'s recorded statistics of {args.numpy_features} "
+                  f"features (spread over the model) at times its rules evaluated (no scrape "
+                  f"in flight), against `promdrift.instrumentation.binning` on the per-series "
+                  f"`increase` of every bucket summed over the replicas and the baseline "
+                  f"gauges (tolerance {TOLERANCE:g}, relative above 1):", "",
+                  "| recording rule | times | values | numpy's values | max abs diff | "
+                  "verdict |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| `{r['record']}` | {r['times']} | {r['values']} | "
+                         f"{r['range'][0]:.4g} to {r['range'][1]:.4g} | {r['max_abs']:.3g} | "
+                         f"{numpy_verdict(r)} |")
+    for n, parts in result.fragments.items():
+        lines += ["", f"Parts of `{n}`'s numeric statistics, each run alone as an instant query "
+                  f"(`promdrift.promql.Expressions`; median of {args.profile_reps}, CPU of the "
+                  f"Prometheus process):", "", "| part | window | query s | CPU s |",
+                  "|---|---|---|---|"]
+        lines += [f"| {name} | {w} | {q:.3f} | {c:.3f} |" for name, w, q, c in parts]
     lines += [f"Check failed: {e}" for e in result.errors]
     return lines
+
+
+def numpy_verdict(row: Dict[str, Any]) -> str:
+    if not row["values"]:
+        return "NOT CHECKED (no evaluation time free of scrapes)"
+    if row["max_rel"] <= TOLERANCE:
+        return "equal"
+    return f"DIFFERENT (max relative {row['max_rel']:.3g})"
+
+
+def failures(result: Result) -> List[str]:
+    """What makes the run fail: a statistic that differs from numpy or went unchecked, or a
+    check that could not run."""
+    out = [f"{n}: `{r['record']}` {numpy_verdict(r)}" for n, rows in result.numpy.items()
+           for r in rows if numpy_verdict(r) != "equal"]
+    out += [f"{n}: no statistic checked against numpy" for n, rows in result.numpy.items()
+            if not rows]
+    return out + [f"check failed: {e}" for e in result.errors]
 
 
 def as_json(result: Result) -> Dict[str, Any]:
@@ -1015,7 +1170,7 @@ def as_json(result: Result) -> Dict[str, Any]:
     return {
         "fleet": result.fleet, "load": result.load, "load_profile": result.load_profile,
         "numeric_features": result.numeric_features, "head_series": result.head,
-        "errors": result.errors,
+        "errors": result.errors, "numpy": result.numpy, "fragments": result.fragments,
         "rule_sets": {n: {
             "intervals": w.intervals, "live_durations": w.durations,
             "missed": {g: w.missed(g) for g in w.durations},
@@ -1121,8 +1276,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="a rule set (repeatable; the first is the reference of the ratios "
                         "and the value check); default old=git:a58adf6 generated=generated")
     p.add_argument("--fleet", action="append", default=None, metavar="MODELSxFEATURES",
-                   help="numeric models x numeric features each (repeatable; default 1x1000 "
-                        "and 10x100)")
+                   help="numeric models x numeric features each (repeatable; default 1x1000)")
+    p.add_argument("--features", type=int, default=None, metavar="N",
+                   help="one model of N numeric features (--fleet 1xN), e.g. 100 for a quick run")
+    p.add_argument("--numpy-features", type=int, default=5,
+                   help="features whose KS, PSI and critical value are checked against numpy")
     p.add_argument("--bins", type=int, default=20)
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--categorical", type=int, default=10,
@@ -1153,6 +1311,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--skip-drift", action="store_true", help="skip phase 2")
     p.add_argument("--skip-eval", action="store_true", help="skip phase 1")
     p.add_argument("--top-rules", type=int, default=6, help="list the N slowest rules")
+    p.add_argument("--fragments", action="store_true",
+                   help="also time the parts of the generated rules' KS and PSI alone")
     p.add_argument("--json", default=None, metavar="PATH",
                    help="also write every measurement of phase 1 to PATH (JSON)")
     args = p.parse_args(argv)
@@ -1168,6 +1328,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         servers.ALERTMANAGER = am
 
     out = [f"{version(args.prometheus)}; global scrape and evaluation interval {args.interval}."]
+    results: List[Result] = []
     with tempfile.TemporaryDirectory(prefix="promdrift-bench-") as workdir:
         if not args.skip_eval:
             rule_sets = [load_rule_set(s, workdir) for s in
@@ -1176,9 +1337,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"{rs.name} = {rs.source} (groups: " + ", ".join(
                     f"{g} {i or args.interval}" for g, i in rs.groups.items()) + ")"
                 for rs in rule_sets) + ".")
-            results = []
+            fleets = (args.fleet or []) + ([f"1x{args.features}"] if args.features else [])
             for run in range(args.repeat):
-                for fleet in args.fleet or ["1x1000", "10x100"]:
+                for fleet in fleets or ["1x1000"]:
                     results.append(phase_rule_evaluation(
                         os.path.join(workdir, f"run{run}-{fleet}"), fleet, rule_sets, args))
                     out += [""] + report(results[-1], rule_sets, args)
@@ -1192,8 +1353,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     json.dump([as_json(r) for r in results], f, indent=1)
         if not args.skip_drift:
             out += [""] + phase_drift_to_webhook(workdir, args)
+    failed = [f"[{r.fleet}] {f}" for r in results for f in failures(r)]
+    out += ["", "FAILED: " + "; ".join(failed) if failed else
+            "Checks passed: every KS, PSI and critical value checked equals numpy's."]
     print("\n".join(out))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
