@@ -1,5 +1,7 @@
 # The demo model server and traffic generator of docker-compose.yml (services `model` and
 # `traffic`): promdrift installed from this checkout, plus demo/ and the datasets of tests/data.
+# Also the image of deploy/exporter.yaml, which runs `promdrift exporter` in it (with the
+# `server` extra's gunicorn).
 FROM python:3.11.9-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,7 +15,7 @@ COPY instrumentation/ instrumentation/
 COPY exporter/ exporter/
 COPY promql/ promql/
 COPY grafana/ grafana/
-RUN pip install . && useradd --system --uid 10001 --home-dir /app promdrift
+RUN pip install .[server] && useradd --system --uid 10001 --home-dir /app promdrift
 
 COPY tests/data/ tests/data/
 COPY demo/ demo/

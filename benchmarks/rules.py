@@ -60,7 +60,7 @@ directory holding ``rules.yml`` and ``alerts.yml``, or ``variant:NAME`` (a rule 
    (``promdrift.promql.Expressions``) alone, to show where their time goes.
 2. Drift to webhook: a target of ``--latency-features`` features and a Prometheus (1 s
    scrape and evaluation) with the generated rules over windows of ``--fast-window``
-   (``tests/integration/rulegen.py``; every ``for:`` ``--pending``), sending alerts to
+   (``tests/integration/generated.py``; every ``for:`` ``--pending``), sending alerts to
    Alertmanager (``--alertmanager``, group_wait 1s), which posts them to a local webhook.
    After the window has filled with undrifted traffic, ``--drift-features`` features shift by
    ``--shift`` standard deviations; the time until their PromdriftFeatureDrift alerts reach
@@ -99,9 +99,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from integration import servers  # noqa: E402
-from integration.generated import write_rules  # noqa: E402
-from integration.rulegen import fast_rules  # noqa: E402
+from integration.generated import fast_config, write_rules  # noqa: E402
 from integration.servers import (Alertmanager, AppServer, Prometheus,  # noqa: E402
                                  WebhookReceiver, http_get, wait_until)
 
@@ -1228,9 +1226,9 @@ def summary(results: List[Result], rule_sets: List[RuleSet]) -> List[str]:
 
 # ---------------------------------------------------------------------------------- phase 2
 def phase_drift_to_webhook(workdir: str, args: argparse.Namespace) -> List[str]:
-    fast = fast_rules(os.path.join(workdir, "fast-rules"),
-                      windows={"5m": args.fast_window, "1h": args.fast_window},
-                      pending=args.pending)
+    fast = write_rules(fast_config(ranges={"5m": args.fast_window, "1h": args.fast_window},
+                                   pending={"*": args.pending}),
+                       os.path.join(workdir, "fast-rules"))
     drifted = {f"f{j:04d}" for j in range(args.drift_features)}
     with Fleet(1, args.latency_features, argparse.Namespace(
             **{**vars(args), "categorical": 0})) as fleet, WebhookReceiver() as hook, \
@@ -1262,7 +1260,7 @@ def phase_drift_to_webhook(workdir: str, args: argparse.Namespace) -> List[str]:
         f"Drift to webhook: {args.drift_features} of {args.latency_features} features shift "
         f"by {args.shift} sd (all replicas); generated rules over windows of "
         f"{args.fast_window}, every for: {args.pending}; 1 s scrape and evaluation; "
-        f"{version(servers.ALERTMANAGER)} (group_wait 1s); ~{n_window:.0f} values per feature "
+        f"{version(Alertmanager.default_binary)} (group_wait 1s); ~{n_window:.0f} values per feature "
         f"in the window.",
         "",
         "| measure | seconds |",
@@ -1333,13 +1331,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.access(args.prometheus, os.X_OK):
         p.error(f"--prometheus {args.prometheus}: not an executable (fetch Prometheus 3.5 "
                 f"into .cache/engines, or pass the path of a binary)")
-    servers.PROMETHEUS = args.prometheus
+    Prometheus.default_binary = args.prometheus  # every Prometheus started here
     global QUERY_TIMEOUT
     QUERY_TIMEOUT = args.timeout
     am = args.alertmanager or os.path.join(os.path.dirname(args.prometheus),
                                            "prometheus-alertmanager")
     if os.access(am, os.X_OK):
-        servers.ALERTMANAGER = am
+        Alertmanager.default_binary = am
 
     out = [f"{version(args.prometheus)}; global scrape and evaluation interval {args.interval}."]
     results: List[Result] = []

@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import model as demo_model  # noqa: E402
 from traffic import Traffic  # noqa: E402
 
-from integration.rulegen import fast_rules  # noqa: E402
+from integration.generated import fast_config, write_rules  # noqa: E402
 from integration.servers import (ALERTMANAGER, PROMETHEUS, Alertmanager, Prometheus,  # noqa: E402
                                  WebhookReceiver, free_port, wait_until)
 
@@ -228,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"    model: {model_path} (training accuracy {accuracy:.3f})")
     say(f"    baseline: {baseline_path} (`promdrift show {os.path.relpath(baseline_path)}`)")
 
-    rules = fast_rules(os.path.join(rundir, "rules"), windows=WINDOWS, pending=PENDING)
+    rules = write_rules(fast_config(ranges=WINDOWS, pending={"*": PENDING}),
+                        os.path.join(rundir, "rules"))
     normal_alerts: List[Dict[str, Any]] = []
     drift_alerts: List[Dict[str, Any]] = []
     with contextlib.ExitStack() as stack:

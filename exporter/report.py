@@ -27,6 +27,7 @@ a window, a lower bound of the exact statistic. The report says which one it sho
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import json
 import math
@@ -41,13 +42,14 @@ from promdrift.instrumentation import spec
 from promdrift.instrumentation.binning import (bin_counts,
                                                ks_statistic, psi, total_variation,
                                                tvd_noise)
-from promdrift.instrumentation.capture import NONFINITE, CaptureFiles
+from promdrift.instrumentation.capture import NONFINITE, CaptureFiles, file_time
 from promdrift.instrumentation.files import atomic_write
+from promdrift.instrumentation.multivariate import Multivariate
 from promdrift.instrumentation.values import ABSENT as _ABSENT, REASONS, VALID, category, number
 
 __all__ = ["Thresholds", "FeatureReport", "Violation", "Report", "ReportError",
            "build_report", "ks_2samp", "render_html", "violations_json", "write_report",
-           "CHECKS"]
+           "utc_time", "CHECKS"]
 
 #: Every ``constraint_check_type`` this report emits.
 CHECKS = ("missing_column_check", "extra_column_check", "data_type_check",
@@ -258,10 +260,65 @@ class Report:
     ks_method: str = "binned"
     first_time: str = ""
     last_time: str = ""
+    #: the time window read (``since`` inclusive, ``until`` exclusive), when one was given
+    since: Optional[_dt.datetime] = None
+    until: Optional[_dt.datetime] = None
+    #: rows of the model outside the window, and rows without a time (skipped in a window)
+    outside_window: int = 0
+    untimed: int = 0
+
+    @property
+    def window(self) -> str:
+        """The time window read, in words (empty without one)."""
+        if self.since is None and self.until is None:
+            return ""
+
+        def fmt(t: _dt.datetime) -> str:
+            return t.isoformat().replace("+00:00", "Z")
+        return (f"from {fmt(self.since) if self.since else 'the first row'} (inclusive) to "
+                f"{fmt(self.until) + ' (exclusive)' if self.until else 'the last row'}")
 
     @property
     def sorted_features(self) -> List[FeatureReport]:
         return sorted(self.features, key=lambda f: f.severity, reverse=True)
+
+
+# ---------------------------------------------------------------------- time window
+def utc_time(text: str, option: str = "time") -> _dt.datetime:
+    """An ISO 8601 time with ``Z`` or an offset, as an aware UTC datetime; ``ReportError``
+    for a time without a zone (whose zone would be a guess) or anything else::
+
+        >>> utc_time("2026-11-22T01:50:05Z"), utc_time("2026-11-22T03:50+02:00")
+        (datetime.datetime(2026, 11, 22, 1, 50, 5, tzinfo=datetime.timezone.utc), \
+datetime.datetime(2026, 11, 22, 1, 50, tzinfo=datetime.timezone.utc))
+    """
+    text = text.strip()
+    try:
+        t = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"{option} {text!r} is not an ISO 8601 time such as "
+                          f"2026-11-22T01:50:05Z or 2026-11-22T02:50:05+01:00") from None
+    if t.tzinfo is None or t.utcoffset() is None:
+        whole = text if "T" in text or " " in text else text + "T00:00:00"
+        raise ReportError(f"{option} {text!r} has no time zone: capture times are UTC, so "
+                          f"write {whole}Z for UTC, or give the offset of your zone "
+                          f"({whole}+02:00)")
+    return t.astimezone(_dt.timezone.utc)
+
+
+def _row_time(rec: Mapping[str, Any], path: Optional[str]) -> Optional[_dt.datetime]:
+    """When a captured row was recorded: its ``time`` (UTC), else its file's name time."""
+    t = rec.get("time")
+    if isinstance(t, str):
+        try:
+            parsed = _dt.datetime.fromisoformat(t)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=_dt.timezone.utc)  # capture writes UTC
+            return parsed.astimezone(_dt.timezone.utc)
+    return file_time(path) if path else None
 
 
 # ---------------------------------------------------------------------- statistics
@@ -296,6 +353,39 @@ def _number(v: Any) -> Tuple[int, float]:
 
 def _category(v: Any) -> Tuple[int, Optional[str]]:
     return category(_decoded(v))
+
+
+class _Derived:
+    """The multivariate features of the captured rows (docs/multivariate.md), computed by
+    the baseline's PCA from the captured values of its columns under the same value rules
+    as the monitor. (Embedding features are not in captured rows: no vectors there.)"""
+
+    def __init__(self, pca: Multivariate):
+        self.pca = pca
+        self.values: List[float] = []
+        self.codes: List[int] = []
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for c in self.pca.columns:
+            reason, x = _number(row.get(c, _ABSENT))
+            self.values.append(x)
+            self.codes.append(reason)
+
+    def accumulators(self) -> List["_Accumulator"]:
+        dim = self.pca.dim
+        x = np.array(self.values, dtype=np.float64).reshape(-1, dim)
+        values, reasons = self.pca.transform(
+            x, np.array(self.codes, dtype=np.int64).reshape(-1, dim))
+        ok = reasons < 0
+        per_reason = np.bincount(reasons[~ok], minlength=len(REASONS)).tolist()
+        out = []
+        for j, col in enumerate(self.pca.features):
+            acc = _Accumulator(col.name, "derived", col)
+            acc.report.rows = len(x)
+            acc.numbers = values[ok, j].tolist()
+            acc.reasons = list(per_reason)
+            out.append(acc)
+        return out
 
 
 class _Accumulator:
@@ -363,6 +453,9 @@ def _feature_stats(acc: _Accumulator, th: Thresholds, train: Optional[np.ndarray
 
 def _check(r: FeatureReport, th: Thresholds, any_rows: bool) -> None:
     name, v = r.name, r.violations
+    if r.role == "derived":  # its inputs' own checks name the columns: only drift here
+        _drift_check(r, th)
+        return
     if r.rows == 0:
         if any_rows:
             v.append(Violation(name, "missing_column_check",
@@ -406,6 +499,11 @@ def _check(r: FeatureReport, th: Thresholds, any_rows: bool) -> None:
                                f"{th.domain:.1%}); most frequent: "
                                + ", ".join(f"{k!r} ({n})" for k, n in top),
                                r.unseen_rate, r.baseline_other_share + th.domain))
+    _drift_check(r, th)
+
+
+def _drift_check(r: FeatureReport, th: Thresholds) -> None:
+    name, v = r.name, r.violations
     if r.valid >= th.min_samples:
         if r.kind == "numeric" and r.ks is not None:
             limit = max(th.drift, r.ks_critical)
@@ -444,7 +542,8 @@ def _train_columns(path: str, baseline: Baseline) -> Dict[str, np.ndarray]:
 
 def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds = Thresholds(),
                  train: Any = None, model: Optional[str] = None, partial: bool = True,
-                 progress: Any = None) -> Report:
+                 progress: Any = None, since: Optional[_dt.datetime] = None,
+                 until: Optional[_dt.datetime] = None) -> Report:
     """Read every captured row of ``baseline``'s model (or ``model``) under ``directory`` and
     compute the statistics and violations.
 
@@ -452,8 +551,17 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
     column name to values (numeric baseline columns missing from it fall back to the binned
     statistic). ``partial``: also read ``.part`` files (a running or crashed writer).
     ``progress(total_bytes)`` builds a progress line for large directories.
+    ``since`` / ``until`` (aware datetimes, see :func:`utc_time`): only the rows recorded
+    at or after ``since`` and before ``until`` (a row's ``time``; a row without one has its
+    file's name time); files last modified before ``since`` are not read.
     """
     model = model or baseline.model
+    for name, t in (("since", since), ("until", until)):
+        if t is not None and (not isinstance(t, _dt.datetime) or t.utcoffset() is None):
+            raise ReportError(f"{name} must be a datetime with a time zone, got {t!r}")
+    if since is not None and until is not None and since >= until:
+        raise ReportError(f"since ({since.isoformat()}) must be before until "
+                          f"({until.isoformat()})")
     if not os.path.isdir(directory):
         raise ReportError(f"capture directory {directory} does not exist")
     if isinstance(train, (str, os.PathLike)):
@@ -464,11 +572,15 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
     else:
         train_cols = {}
     feats = {c.name: _Accumulator(c.name, "feature", c) for c in baseline.features}
+    derived = _Derived(baseline.multivariate) if baseline.multivariate is not None else None
     outs = {c.name: _Accumulator(c.name, "output", c) for c in baseline.predictions}
     known = set(feats)
-    files = CaptureFiles(directory, partial=partial, progress=progress)
+    files = CaptureFiles(directory, partial=partial, progress=progress,
+                         modified_since=since.timestamp() if since is not None else None)
     report = Report(model=model, baseline=baseline, directory=directory,
-                    thresholds=thresholds, features=[], violations=[])
+                    thresholds=thresholds, features=[], violations=[], since=since,
+                    until=until)
+    window = since is not None or until is not None
     extra: Dict[str, int] = {}
     predicted = 0
     for rec in files:
@@ -476,6 +588,14 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
         if rec_model != model:
             report.other_models[rec_model] = report.other_models.get(rec_model, 0) + 1
             continue
+        if window:
+            when = _row_time(rec, files.current)
+            if when is None:
+                report.untimed += 1
+                continue
+            if (since is not None and when < since) or (until is not None and when >= until):
+                report.outside_window += 1
+                continue
         row = rec.get("features")
         if not isinstance(row, Mapping):
             report.malformed += 1
@@ -489,6 +609,8 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
                 report.last_time = t
         for name, acc in feats.items():
             acc.add(row.get(name, _ABSENT))
+        if derived is not None:
+            derived.add(row)
         for k in row:
             if k not in known:
                 extra[k] = extra.get(k, 0) + 1
@@ -501,12 +623,18 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
                 acc.add(pred.get(name, _ABSENT))
     report.files, report.truncated, report.bad_lines = len(files.paths), files.truncated, files.bad
     report.extra_columns = extra
+    # F of the family-wise KS test: the numeric columns of the role, derived features (also
+    # those of an embedding, which captures do not hold) counted with the features, as the
+    # rules count them
     numeric = {role: sum(1 for c in cols if isinstance(c, NumericColumn))
-               for role, cols in (("feature", baseline.features), ("output", baseline.predictions))}
-    for acc in list(feats.values()) + list(outs.values()):
+               for role, cols in (("feature", baseline.features + baseline.derived),
+                                  ("output", baseline.predictions))}
+    accs = list(feats.values()) + (derived.accumulators() if derived is not None else []) \
+        + list(outs.values())
+    for acc in accs:
         r = _feature_stats(acc, thresholds, train_cols.get(acc.report.name),
-                           tests=numeric["feature" if acc.report.role == "feature" else "output"])
-        _check(r, thresholds, any_rows=report.rows > 0 if r.role == "feature" else predicted > 0)
+                           tests=numeric["output" if acc.report.role == "output" else "feature"])
+        _check(r, thresholds, any_rows=report.rows > 0 if r.role != "output" else predicted > 0)
         report.features.append(r)
     if any(f.ks_method == "exact" for f in report.features):
         report.ks_method = "exact" if all(f.ks_method in ("exact", "") for f in report.features
@@ -612,6 +740,10 @@ def render_html(report: Report) -> str:
          f"{report.files} files in <code>{_e(report.directory)}</code>"
          + (f", {_e(report.first_time)} to {_e(report.last_time)}" if report.first_time else "")
          + ".</p>"]
+    if report.window:
+        p.append(f"<p>Time window: {_e(report.window)}; {report.outside_window} rows "
+                 f"of the model outside it skipped"
+                 + (f", {report.untimed} without a time" if report.untimed else "") + ".</p>")
     notes = []
     if report.other_models:
         notes.append("rows of other models skipped: " + ", ".join(

@@ -3,7 +3,8 @@
     >>> from promdrift.instrumentation import Baseline, DriftMonitor
 """
 
-from .baseline import OTHER, SCHEMA_VERSION, Baseline, BaselineError, CategoricalColumn, NumericColumn
+from .baseline import (OTHER, SCHEMA_VERSION, Baseline, BaselineError, BaselineWarning,
+                       CategoricalColumn, NumericColumn)
 from .exposition import (collector_for, make_asgi_app, make_wsgi_app, metrics_text,
                          start_http_server)
 from .landing import landing_page
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Baseline",
     "BaselineError",
+    "BaselineWarning",
     "CategoricalColumn",
     "NumericColumn",
     "DriftMonitor",

@@ -5,7 +5,7 @@ the server's start and stop, with the Flask integration's shape.
     >>> from fastapi.testclient import TestClient
     >>> from prometheus_client import CollectorRegistry
     >>> from promdrift.instrumentation import Baseline, DriftMonitor
-    >>> monitor = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0], "y": [0.0, 1.0, 1.0]},
+    >>> monitor = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0], "y": [0.5, 1.0, 1.5]},
     ...                        model="m", predictions="y", bins=2), registry=CollectorRegistry())
     >>> app = monitor.instrument(FastAPI())
     >>> @app.post("/predict")

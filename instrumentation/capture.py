@@ -66,7 +66,7 @@ from .plugins import Plugin
 from .values import is_batch
 
 __all__ = ["DataCapture", "CaptureTracker", "read_capture", "CaptureFiles", "DROP_REASONS",
-           "NONFINITE"]
+           "NONFINITE", "file_time"]
 
 log = logging.getLogger("promdrift")
 
@@ -728,10 +728,13 @@ class CaptureFiles:
     no newline: a write cut short) and ``bad`` (lines that are not a JSON object) tell what
     was read. ``progress(total_bytes)`` builds an object with ``update(done)`` / ``close()``
     (``promdrift.instrumentation.tabular.Progress``) for large directories.
+    ``modified_since`` (a Unix time) leaves out the files last modified before it: a row is
+    written after it was recorded, so they hold no row recorded since then.
     """
 
     def __init__(self, directory: "str | os.PathLike[str]", partial: bool = True,
-                 prefix: Optional[str] = None, progress: Any = None):
+                 prefix: Optional[str] = None, progress: Any = None,
+                 modified_since: Optional[float] = None):
         self.directory = os.fspath(directory)
         if not os.path.isdir(self.directory):
             raise FileNotFoundError(f"capture directory {self.directory} does not exist")
@@ -739,9 +742,15 @@ class CaptureFiles:
         names = glob.glob(os.path.join(glob.escape(self.directory), pattern + _SUFFIX))
         if partial:
             names += glob.glob(os.path.join(glob.escape(self.directory), pattern + _PART))
+        if modified_since is not None:
+            # A row is written after it was recorded: a file last written before
+            # ``modified_since`` holds no row recorded since.
+            names = [n for n in names if _mtime(n) >= modified_since]
         self.paths = sorted(names, key=os.path.basename)
         self.progress = progress
         self.rows = self.truncated = self.bad = 0
+        #: the file being read (while iterating)
+        self.current: Optional[str] = None
 
     @property
     def bytes(self) -> int:
@@ -765,6 +774,7 @@ class CaptureFiles:
                 if alt is None or alt in self.paths or not os.path.exists(alt):
                     continue
                 f = open(alt, "rb")
+            self.current = path
             with f:
                 for line in f:
                     done += len(line)
@@ -785,6 +795,25 @@ class CaptureFiles:
                         bar.update(done)
         if bar is not None:
             bar.close()
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return math.inf  # finalised meanwhile: read it (the reader finds the new name)
+
+
+def file_time(path: str) -> Optional[_dt.datetime]:
+    """The UTC time in a capture file's name (when the writer opened it), or ``None``::
+
+        >>> file_time("capture-20261122T015005123456Z-host-12-1.jsonl")
+        datetime.datetime(2026, 11, 22, 1, 50, 5, 123456, tzinfo=datetime.timezone.utc)
+    """
+    m = _NAME_RE.match(os.path.basename(path))
+    if not m:
+        return None
+    return _dt.datetime.strptime(m["ts"], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=_dt.timezone.utc)
 
 
 def read_capture(directory: "str | os.PathLike[str]", partial: bool = True

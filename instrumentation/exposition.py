@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import operator
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -356,10 +357,32 @@ class PromdriftCollector:
         self._local = threading.local()
 
     def add(self, monitor) -> None:
+        """Expose ``monitor``'s model. A model is exposed by one monitor per registry: a
+        second monitor of the same model, baseline and ``model_version`` (a notebook cell
+        run again, a module imported twice, as ``uvicorn.run("app:app", reload=True)`` from
+        ``app.py`` does) replaces the first, with a warning; one of another baseline or
+        version is refused, and the error says how to replace the first."""
         with self._lock:
-            if any(m.model == monitor.model for m in self._monitors):
-                raise ValueError(f"model {monitor.model!r} is already monitored in this registry")
-            self._monitors = self._monitors + [monitor]
+            old = next((m for m in self._monitors if m.model == monitor.model), None)
+            if old is not None:
+                digest = monitor.baseline.digest
+                if old.baseline.digest != digest or old.model_version != monitor.model_version:
+                    raise ValueError(
+                        f"model {monitor.model!r} is already monitored in this registry by "
+                        f"another DriftMonitor (baseline {old.baseline.digest}, model_version "
+                        f"{old.model_version!r}; this one: baseline {digest}, model_version "
+                        f"{monitor.model_version!r}). To replace it, call close() on the "
+                        f"first monitor before creating this one; to monitor both, give this "
+                        f"one another model name (DriftMonitor(..., model='...')) or a "
+                        f"registry of its own (registry=CollectorRegistry())")
+                warnings.warn(
+                    f"model {monitor.model!r} was already monitored in this registry by a "
+                    f"DriftMonitor of the same baseline ({digest}): the new monitor replaces "
+                    f"it in /metrics and the landing page, and the first one's counts are "
+                    f"no longer exposed (a notebook cell run again, or a module imported "
+                    f"twice). Create the monitor once, or call close() on the first one "
+                    f"before creating another", RuntimeWarning, stacklevel=3)
+            self._monitors = [m for m in self._monitors if m is not old] + [monitor]
 
     def remove(self, monitor) -> None:
         with self._lock:

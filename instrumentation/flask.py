@@ -3,7 +3,7 @@
     >>> from flask import Flask, request
     >>> from prometheus_client import CollectorRegistry
     >>> from promdrift.instrumentation import Baseline, DriftMonitor
-    >>> monitor = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0], "y": [0.0, 1.0, 1.0]},
+    >>> monitor = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0], "y": [0.5, 1.0, 1.5]},
     ...                        model="m", predictions="y", bins=2), registry=CollectorRegistry())
     >>> app = monitor.instrument(Flask("demo"))
     >>> @app.post("/predict")

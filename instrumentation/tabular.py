@@ -10,23 +10,45 @@ Missing entries become ``None`` in object columns and ``NaN`` in float columns::
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["to_columns", "read_csv", "numeric_column", "Progress", "MISSING_TOKENS"]
+__all__ = ["to_columns", "read_csv", "detect_delimiter", "numeric_column", "unnamed",
+           "Progress", "MISSING_TOKENS", "DELIMITERS"]
 
 #: CSV cells read as missing.
 MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "none"})
+#: The delimiters :func:`detect_delimiter` chooses from (comma when it cannot tell).
+DELIMITERS = ",;\t|"
+#: pandas' name for a column with an empty header (``df.to_csv()`` writes its index so).
+_UNNAMED = re.compile(r"^Unnamed: \d+$")
+
+
+def unnamed(name: str) -> bool:
+    """Whether a column name is empty or pandas' name for an empty header::
+
+        >>> unnamed(""), unnamed("Unnamed: 0"), unnamed("age")
+        (True, True, False)
+    """
+    return not name.strip() or bool(_UNNAMED.match(name))
 
 
 class DataError(ValueError):
     """Input data that cannot be turned into columns (raised as ``BaselineError`` upstream)."""
+
+
+def _pandas_missing(v: Any) -> bool:
+    """``pandas.NA`` or ``pandas.NaT`` (recognised without importing pandas)."""
+    t = type(v)
+    return t.__name__ in ("NAType", "NaTType") and t.__module__.startswith("pandas")
 
 
 def _as_1d(name: str, values: Any) -> np.ndarray:
@@ -34,6 +56,10 @@ def _as_1d(name: str, values: Any) -> np.ndarray:
     if arr is None:
         if hasattr(values, "to_numpy"):  # pandas Series, polars Series
             arr = values.to_numpy()
+            if arr.dtype == object and arr.ndim == 1 and any(map(_pandas_missing, arr.tolist())):
+                # a nullable column (Int64, Float64, string): its missing entries are None
+                arr = _tighten(np.array([None if _pandas_missing(v) else v
+                                         for v in arr.tolist()], dtype=object))
         else:
             arr = np.asarray(list(values) if not isinstance(values, (list, tuple)) else values,
                              dtype=object)
@@ -76,6 +102,7 @@ def to_columns(data: Any, names: Optional[Sequence[str]] = None) -> Dict[str, np
     elif isinstance(data, Mapping):
         cols = {str(n): _as_1d(str(n), v) for n, v in data.items()}
     elif hasattr(data, "columns") and hasattr(data, "__getitem__"):
+        _no_duplicates([str(n) for n in data.columns])  # else data[n] is 2-D
         cols = {str(n): _as_1d(str(n), data[n]) for n in data.columns}
     elif isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         rows = list(data)
@@ -93,12 +120,19 @@ def to_columns(data: Any, names: Optional[Sequence[str]] = None) -> Dict[str, np
         raise DataError(f"cannot read columns from a {type(data).__name__}")
     if names is not None and not isinstance(data, np.ndarray):
         raise DataError("names= is only for 2-D numpy arrays")
-    if len(set(cols)) != len(cols) or (names is not None and len(set(names)) != len(names)):
-        raise DataError("duplicate column names")
+    _no_duplicates([str(n) for n in names] if names is not None else
+                   [str(n) for n in data] if isinstance(data, Mapping) else list(cols))
     lengths = {n: len(c) for n, c in cols.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"columns differ in length: {lengths}")
     return cols
+
+
+def _no_duplicates(names: Sequence[str], where: str = "") -> None:
+    dup = sorted(n for n, k in collections.Counter(names).items() if k > 1)
+    if dup:
+        raise DataError(f"{where}duplicate column names {dup}: each name must be one column; "
+                        "rename or drop the copies")
 
 
 def _cell_number(text: str) -> Optional[float]:
@@ -193,15 +227,37 @@ class Progress:
             self._draw(final=True)
 
 
+def detect_delimiter(sample: str) -> str:
+    """The delimiter of CSV text (a header line and a few rows): one of :data:`DELIMITERS`,
+    found by ``csv.Sniffer``; a comma when it cannot tell (a one-column file)::
+
+        >>> detect_delimiter("a;b;c\\n1,5;2;x\\n"), detect_delimiter("x\\n1.5\\n")
+        (';', ',')
+    """
+    lines = sample.splitlines()
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # a sample cut inside a row
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
 def read_csv(path: str, chunk_rows: int = 100_000,
              progress: Optional[Callable[[str, float], Progress]] = None,
-             ) -> Dict[str, np.ndarray]:
+             delimiter: Optional[str] = None) -> Dict[str, np.ndarray]:
     """Read a CSV file with a header row into columns.
 
     Numeric columns become float64 (missing cells NaN), others object arrays of str with
-    ``None`` for missing cells. Large files show a progress line on stderr
-    (``progress`` builds it; pass ``False`` to stay silent).
+    ``None`` for missing cells. ``delimiter``: one character; by default detected from the
+    first lines (:func:`detect_delimiter`). An empty header is named as pandas names it,
+    ``Unnamed: <position>``. Large files show a progress line on stderr (``progress`` builds
+    it; pass ``False`` to stay silent).
     """
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1
+                                  or delimiter in "\"\r\n"):
+        raise DataError(f"the delimiter must be one character (not a quote or a line "
+                        f"break), got {delimiter!r}")
     try:
         size = os.path.getsize(path)
         fh = open(path, "rb")
@@ -210,18 +266,19 @@ def read_csv(path: str, chunk_rows: int = 100_000,
     bar = (progress or (lambda label, total: Progress(label, total, min_total=8 << 20)))(
         f"reading {os.path.basename(path)}", size) if progress is not False else None
     with fh:
+        if delimiter is None:
+            delimiter = detect_delimiter(fh.read(64 << 10).decode("utf-8-sig", "replace"))
+            fh.seek(0)
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(text, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             raise DataError(f"{path} is empty") from None
         except (csv.Error, UnicodeDecodeError) as e:
             raise DataError(f"{path}: not a readable CSV file ({e})") from None
-        header = [h.strip() for h in header]
-        if len(set(header)) != len(header):
-            dup = sorted({h for h in header if header.count(h) > 1})
-            raise DataError(f"{path}: duplicate column names {dup}")
+        header = [h.strip() or f"Unnamed: {i}" for i, h in enumerate(header)]
+        _no_duplicates(header, f"{path}: ")
         width = len(header)
         chunks: List[List[np.ndarray]] = [[] for _ in header]
         line = 1

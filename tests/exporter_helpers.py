@@ -73,7 +73,9 @@ def post_each(port: int, make_request: Any, threads: int, per_thread: int,
     """``threads`` x ``per_thread`` POSTs, ``make_request(thread, i) -> (path, body)``, a new
     connection each (a worker recycled by max_requests closes its connections); returns
     the failures (non-200 statuses, exceptions). ``retries``: a connection that a stopping
-    worker closed before answering (its request never read) is tried again, that often."""
+    worker closed or reset before answering (its request never read: a reset, a broken pipe
+    while sending, a disconnect without a status line) is tried again, that often; a request
+    the server did count twice would show in the caller's exact totals."""
     failures: List[Any] = []
 
     def run(t: int) -> None:
@@ -88,7 +90,7 @@ def post_each(port: int, make_request: Any, threads: int, per_thread: int,
                     if resp.status != 200:
                         failures.append(resp.status)
                     break
-                except (ConnectionResetError, RemoteDisconnected) as e:
+                except (ConnectionError, RemoteDisconnected) as e:
                     if attempt == retries:
                         failures.append(repr(e))
                     time.sleep(0.2)

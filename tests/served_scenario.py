@@ -56,7 +56,8 @@ def exercise(port: int, rows: List[Dict[str, Any]], baseline_path: str, referenc
         sent[f"{t}-{i}"] = (features, truth)
         return "/predict", json.dumps({"features": features, "truth": truth, "id": f"{t}-{i}"})
 
-    assert post_each(port, predict, threads, per_thread, retries=3) == []
+    failures = post_each(port, predict, threads, per_thread, retries=3)
+    assert failures == [], failures
     ids = sorted(k for k in sent if sum(map(int, k.split("-"))) % 3 == 0)
     labels = {k: ("Adelie" if int(k.split("-")[1]) % 2 else sent[k][1]) for k in ids}
 
@@ -67,7 +68,8 @@ def exercise(port: int, rows: List[Dict[str, Any]], baseline_path: str, referenc
         k = ids[t * per + i]
         return "/label", json.dumps({"id": k, "label": labels[k]})
 
-    assert post_each(port, label, threads, per, retries=3) == []
+    failures = post_each(port, label, threads, per, retries=3)
+    assert failures == [], failures
     for k, (features, truth) in sent.items():
         reference.observe(features, truth, inference_id=k)
     for k in ids:

@@ -22,7 +22,7 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.quality", "promdrift.instrumentation.bias",
                  "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
                  "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
-                 "promdrift.instrumentation.multivariate",
+                 "promdrift.instrumentation.multivariate", "promdrift.instrumentation.derived",
                  "promdrift.exporter.service", "promdrift.exporter.client",
                  "promdrift.exporter.serve", "promdrift.instrumentation.files",
                  "promdrift.instrumentation.spec", "promdrift.promql", "promdrift.promql.config",
@@ -34,7 +34,7 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.grafana.predictions", "promdrift.grafana.outcomes",
                  "promdrift.instrumentation.values", "promdrift.instrumentation.columns",
                  "promdrift.instrumentation.plugins", "promdrift.instrumentation.tracking",
-                 "promdrift.instrumentation.asgi"}
+                 "promdrift.instrumentation.asgi", "promdrift.instrumentation.checks"}
 
 
 def test_the_core_modules_are_found():

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from promdrift.instrumentation import Baseline, DriftMonitor, metrics_text
+from promdrift.instrumentation import Baseline, DriftMonitor, collector_for, metrics_text
 from promdrift.instrumentation.exposition import FAMILIES
 
 from conftest import DATA, FIXED_CREATED, PENGUINS_CSV, read_rows
@@ -125,11 +125,46 @@ def test_two_models_one_registry(registry):
         assert models == {"a", "b"}
     assert _samples(metrics_text(registry)) == _samples(generate_latest(registry))
     assert _samples(a.render()) | _samples(b.render()) == _samples(metrics_text(registry))
-    with pytest.raises(ValueError, match="already monitored"):
-        DriftMonitor(a.baseline, registry=registry)
     b.close()
     models = {dict(l)["model"] for _, l, _ in _samples(metrics_text(registry))}
     assert models == {"a"}
+
+
+def _inferences(registry):
+    return {dict(l)["model"]: v for n, l, v in _samples(metrics_text(registry))
+            if n == "promdrift_inferences_total"}
+
+
+def test_a_second_monitor_of_the_same_model(registry, penguins_baseline):
+    """The same model, baseline and version again (a notebook cell run twice) replaces the
+    first monitor, with a warning; another baseline or version is refused with the fix."""
+    first = DriftMonitor(penguins_baseline, model_version="1", registry=registry)
+    first.observe({"island": "Dream"})
+    assert _inferences(registry) == {"penguins": 1.0}
+    with pytest.warns(RuntimeWarning, match=r"same baseline \([0-9a-f]{12}\): the new monitor "
+                      r"replaces it in /metrics.*close\(\) on the first one"):
+        second = DriftMonitor(penguins_baseline, model_version="1", registry=registry)
+    assert _inferences(registry) == {"penguins": 0.0}  # the new monitor's counts only
+    second.observe({"island": "Dream"})
+    second.observe({"island": "Biscoe"})
+    assert _inferences(registry) == {"penguins": 2.0}
+    assert collector_for(registry).monitors == [second]
+    first.close()  # closing the replaced monitor leaves the new one exposed
+    assert _inferences(registry) == {"penguins": 2.0}
+
+    other = dataclasses.replace(penguins_baseline, rows=penguins_baseline.rows + 1)
+    for baseline, version in ((other, "1"), (penguins_baseline, "2")):
+        with pytest.raises(ValueError) as info:
+            DriftMonitor(baseline, model_version=version, registry=registry)
+        assert str(info.value).startswith(
+            f"model 'penguins' is already monitored in this registry by another DriftMonitor "
+            f"(baseline {penguins_baseline.digest}, model_version '1'; this one: baseline "
+            f"{baseline.digest}, model_version '{version}'). To replace it, call close() on "
+            f"the first monitor before creating this one")
+    assert collector_for(registry).monitors == [second]
+    second.close()
+    DriftMonitor(other, model_version="1", registry=registry)  # as the message says
+    assert _inferences(registry) == {"penguins": 0.0}
 
 
 def test_all_series_exist_from_the_first_scrape(registry, penguins_baseline):

@@ -326,3 +326,124 @@ def test_categorical_drift_check_discounts_sampling_noise(tmp_path):
     capture_rows(str(tmp_path / "moved"), moved, "many")
     r = build_report(baseline, str(tmp_path / "moved"), thresholds=th)
     assert ("c", "baseline_drift_check") in {(v.feature_name, v.check) for v in r.violations}
+
+
+# ------------------------------------------------------------------------ time windows
+def _capture_file(directory, stamp, times, name=None, mtime=None):
+    """A capture file as DataCapture names it (opened at ``stamp``), one row per time
+    (``None``: a row without a time); x is the row's position."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name or f"capture-{stamp}-host-1-{len(os.listdir(directory))}.jsonl")
+    with open(path, "w") as f:
+        for i, t in enumerate(times):
+            rec = {"model": "w", "features": {"x": float(i)}}
+            if t is not None:
+                rec["time"] = t
+            f.write(json.dumps(rec) + "\n")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def _window(directory, since=None, until=None):
+    b = Baseline.fit({"x": [0.0, 1.0, 2.0, 3.0]}, model="w", bins=2)
+    r = report_mod.build_report(
+        b, str(directory), since=since and report_mod.utc_time(since),
+        until=until and report_mod.utc_time(until))
+    return r.rows, r.outside_window, r.untimed
+
+
+def test_a_window_includes_since_and_excludes_until(tmp_path):
+    d = tmp_path / "cap"
+    _capture_file(d, "20261122T000000000000Z", [
+        "2026-11-22T00:59:59.999Z", "2026-11-22T01:00:00.000Z", "2026-11-22T01:30:00.000Z",
+        "2026-11-22T01:59:59.999Z", "2026-11-22T02:00:00.000Z"])
+    assert _window(d) == (5, 0, 0)
+    assert _window(d, "2026-11-22T01:00:00Z", "2026-11-22T02:00:00Z") == (3, 2, 0)
+    # The same instants with offsets, and without seconds.
+    assert _window(d, "2026-11-22T02:00:00+01:00", "2026-11-21T21:00-05:00") == (3, 2, 0)
+    assert _window(d, "2026-11-22T01:00:00.001Z") == (3, 2, 0)
+    assert _window(d, until="2026-11-22T01:00:00.001Z") == (2, 3, 0)
+    # Consecutive windows count every row once.
+    cuts = ["2026-11-22T00:00Z", "2026-11-22T01:00Z", "2026-11-22T01:59:59.999Z",
+            "2026-11-22T03:00Z"]
+    assert sum(_window(d, a, b)[0] for a, b in zip(cuts, cuts[1:])) == 5
+    r = report_mod.build_report(Baseline.fit({"x": [0.0, 1.0, 2.0, 3.0]}, model="w", bins=2),
+                                str(d), since=report_mod.utc_time("2026-11-22T01:00Z"))
+    assert (r.first_time, r.last_time) == ("2026-11-22T01:00:00.000Z", "2026-11-22T02:00:00.000Z")
+    assert r.window == "from 2026-11-22T01:00:00Z (inclusive) to the last row"
+    assert "Time window: from 2026-11-22T01:00:00Z (inclusive) to the last row; 1 rows of " \
+           "the model outside it skipped." in report_mod.render_html(r)
+
+
+def test_rows_without_a_time_have_their_files_time(tmp_path):
+    d = tmp_path / "cap"
+    _capture_file(d, "20261122T013000000000Z", [None, None])  # opened 01:30
+    _capture_file(d, "20261122T030000000000Z", [None])  # opened 03:00
+    _capture_file(d, "", [None], name="hand-made.jsonl")  # no time at all
+    assert _window(d) == (4, 0, 0)  # no window: every row
+    assert _window(d, "2026-11-22T01:30Z", "2026-11-22T03:00Z") == (2, 1, 1)
+
+
+def test_files_last_written_before_since_are_not_read(tmp_path):
+    """A row is written after it was recorded, so a file last modified before --since holds
+    no row of the window; a file opened before --since (its name) is still read."""
+    d = tmp_path / "cap"
+    since = report_mod.utc_time("2026-11-22T01:00Z")
+    _capture_file(d, "20261122T000000000000Z", ["2026-11-22T00:10:00Z"],
+                  mtime=since.timestamp() - 1)
+    _capture_file(d, "20261122T005959000000Z", ["2026-11-22T00:59:59Z", "2026-11-22T01:00:01Z"],
+                  mtime=since.timestamp() + 2)
+    b = Baseline.fit({"x": [0.0, 1.0, 2.0, 3.0]}, model="w", bins=2)
+    r = report_mod.build_report(b, str(d), since=since)
+    assert (r.files, r.rows, r.outside_window) == (1, 1, 1)
+    assert report_mod.build_report(b, str(d)).files == 2
+
+
+def test_window_on_rows_a_data_capture_wrote(tmp_path):
+    import datetime as dt
+    d = str(tmp_path / "cap")
+    before = dt.datetime.now(dt.timezone.utc)
+    capture_rows(d, [{"x": float(i % 4)} for i in range(50)], "w")
+    after = dt.datetime.now(dt.timezone.utc) + dt.timedelta(milliseconds=1)
+    iso = lambda t: t.isoformat()
+    assert _window(d, iso(before - dt.timedelta(milliseconds=1)), iso(after)) == (50, 0, 0)
+    assert _window(d, iso(after)) == (0, 0, 0)  # every file last written before: not read
+    assert _window(d, until=iso(before - dt.timedelta(seconds=1))) == (0, 50, 0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--since", "2026-11-22T01:00:00"],
+     "--since '2026-11-22T01:00:00' has no time zone: capture times are UTC, so write "
+     "2026-11-22T01:00:00Z for UTC, or give the offset of your zone (2026-11-22T01:00:00+02:00)"),
+    (["--until", "2026-11-22"],
+     "--until '2026-11-22' has no time zone: capture times are UTC, so write "
+     "2026-11-22T00:00:00Z for UTC, or give the offset of your zone (2026-11-22T00:00:00+02:00)"),
+    (["--since", "yesterday"],
+     "--since 'yesterday' is not an ISO 8601 time such as 2026-11-22T01:50:05Z or "
+     "2026-11-22T02:50:05+01:00"),
+    (["--since", "2026-11-22T02:00Z", "--until", "2026-11-22T03:00+01:00"],
+     "since (2026-11-22T02:00:00+00:00) must be before until (2026-11-22T02:00:00+00:00)"),
+])
+def test_cli_window_errors(tmp_path, capsys, args, message):
+    b = tmp_path / "b.json"
+    Baseline.fit({"x": [0.0, 1.0, 2.0, 3.0]}, model="w", bins=2).save(str(b))
+    (tmp_path / "cap").mkdir()
+    assert main(["report", "--baseline", str(b), str(tmp_path / "cap"), "-o",
+                 str(tmp_path / "r.html"), *args]) == 2
+    assert capsys.readouterr().err == f"promdrift: error: {message}\n"
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_window(tmp_path, capsys):
+    d = tmp_path / "cap"
+    _capture_file(d, "20261122T000000000000Z", [
+        "2026-11-22T00:30:00Z", "2026-11-22T01:00:00Z", "2026-11-22T02:00:00Z"])
+    b = tmp_path / "b.json"
+    Baseline.fit({"x": [0.0, 1.0, 2.0, 3.0]}, model="w", bins=2).save(str(b))
+    assert main(["report", "--baseline", str(b), str(d), "-o", str(tmp_path / "r.html"),
+                 "--since", "2026-11-22T01:00Z", "--until", "2026-11-22T02:00Z"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "1 captured rows of model 'w' from 1 files from 2026-11-22T01:00:00Z (inclusive) to "
+        "2026-11-22T02:00:00Z (exclusive) (2 rows outside skipped); ")
