@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from integration.servers import free_port, wait_until
 
 __all__ = ["samples", "drift_samples", "OWN", "assert_same_counts", "post_all", "post_each",
-           "GunicornProcess", "free_port", "wait_until", "BIN", "TIMING"]
+           "GunicornProcess", "free_port", "wait_until", "BIN", "TIMING", "make_certs"]
 
 BIN = os.path.dirname(sys.executable)
 
@@ -218,3 +219,28 @@ def wait_for_workers(log_path: str, count: int, timeout: float = 60) -> None:
     wait_until(booted, timeout=timeout, what=f"{count} workers booted")
 
 
+def openssl(*args: str, cwd: Any) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certs(directory: Any, names: Tuple[str, ...] = ()) -> pathlib.Path:
+    """Make, with ``openssl`` (EC keys: fast), in ``directory``: a CA (``ca.crt``,
+    ``ca.key``), a server certificate for 127.0.0.1, localhost and the DNS ``names``
+    (``server.crt``, ``server.key``) and a client certificate (``client.crt``,
+    ``client.key``), both signed by the CA, and a certificate of another CA
+    (``other-ca.crt``). Callers skip when ``shutil.which("openssl")`` is None."""
+    d = pathlib.Path(directory)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days",
+                "2", "-subj", f"/CN=promdrift test {ca}", cwd=d)
+    sans = ",".join(["IP:127.0.0.1", "DNS:localhost"] + [f"DNS:{n}" for n in names])
+    (d / "server.ext").write_text(f"subjectAltName={sans}\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
+                f"/CN=promdrift test {name}", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile",
+                f"{name}.ext", cwd=d)
+    return d

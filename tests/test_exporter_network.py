@@ -14,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import ssl
-import subprocess
 import threading
 import time
 
@@ -24,7 +23,7 @@ from promdrift.exporter import cli
 from promdrift.exporter.client import ExporterClient, ExporterError
 from promdrift.exporter.webconfig import WebConfig, WebConfigError
 
-from exporter_helpers import BIN, GunicornProcess, free_port, samples, wait_until
+from exporter_helpers import BIN, GunicornProcess, free_port, make_certs, samples, wait_until
 from exporter_helpers import http as http_request
 
 pytest.importorskip("gunicorn")
@@ -153,30 +152,13 @@ def test_a_head_that_never_ends_gets_408(baseline_path, tmp_path):
 
 # ------------------------------------------------------------------ TLS and basic auth
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """A CA, a server certificate for 127.0.0.1 and a client certificate, signed by the CA,
-    and a certificate of another CA; made by openssl now (EC keys: fast)."""
+    and a certificate of another CA (:func:`exporter_helpers.make_certs`)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    d = tmp_path_factory.mktemp("certs")
-    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days",
-                "2", "-subj", f"/CN=promdrift test {ca}", cwd=d)
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name in ("server", "client"):
-        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
-                f"/CN=promdrift test {name}", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile",
-                f"{name}.ext", cwd=d)
-    return d
+    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def web_config(certs, name, text):
