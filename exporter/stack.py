@@ -216,12 +216,14 @@ class Process:
     ``binary`` is the executable to run; None takes ``default_binary`` (the one
     :func:`find_binary` found at import). ``kind`` names its :data:`INSTALL` entry, for the
     error when there is no binary. Subclasses give :meth:`command`; ``with`` starts the
-    process and waits until ``/-/ready`` answers (:meth:`wait_ready`).
+    process and waits until ``ready_path`` answers (:meth:`wait_ready`).
     """
 
     name = "process"
     kind: Optional[str] = None
     default_binary: Optional[str] = None
+    #: the path that answers once the server is ready
+    ready_path = "/-/ready"
 
     def __init__(self, workdir: str, binary: Optional[str] = None):
         self.workdir = os.path.join(workdir, self.name)
@@ -266,7 +268,7 @@ class Process:
         def ready() -> bool:
             self.check_alive()
             try:
-                return http_get(self.url + "/-/ready", timeout=2) is not None
+                return http_get(self.url + self.ready_path, timeout=2) is not None
             except OSError:
                 return False
         try:

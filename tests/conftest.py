@@ -2,6 +2,7 @@
 
 import csv
 import os
+import sys
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,6 +14,17 @@ PENGUINS_CSV = os.path.join(DATA, "penguins.csv")
 BREAST_CANCER_CSV = os.path.join(DATA, "breast_cancer.csv")
 DIGITS_CSV = os.path.join(DATA, "digits.csv")
 FIXED_CREATED = "2024-01-01T00:00:00Z"
+#: The ``promdrift`` command of the environment the tests run in.
+PROMDRIFT = os.path.join(os.path.dirname(sys.executable), "promdrift")
+
+
+def needs_stack(test):
+    """Mark an integration test that runs a real Prometheus and Alertmanager (skipped,
+    with the reason, when their binaries are missing)."""
+    from promdrift.exporter.stack import ALERTMANAGER, PROMETHEUS
+    return pytest.mark.integration(pytest.mark.skipif(
+        PROMETHEUS is None or ALERTMANAGER is None,
+        reason="prometheus / prometheus-alertmanager not installed")(test))
 
 
 def read_rows(path):

@@ -18,14 +18,12 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from promdrift.exporter.stack import ALERTMANAGER, PROMETHEUS, free_port, http_get, wait_until
+from promdrift.exporter.stack import free_port, http_get, wait_until
+
+from conftest import PROMDRIFT, needs_stack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "docs", "quickstart.md")
-PROMDRIFT = os.path.join(os.path.dirname(sys.executable), "promdrift")
-
-needs_stack = pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
-                                 reason="prometheus / prometheus-alertmanager not installed")
 
 
 def blocks() -> Tuple[Dict[str, str], List[str]]:

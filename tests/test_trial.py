@@ -9,18 +9,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
 from promdrift.exporter import stack, trial
 from promdrift.exporter.cli import main
-from promdrift.exporter.stack import ALERTMANAGER, PROMETHEUS, free_port, http_get, wait_until
+from promdrift.exporter.stack import free_port, http_get
 
-needs_stack = pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
-                                 reason="prometheus / prometheus-alertmanager not installed")
-PROMDRIFT = os.path.join(os.path.dirname(sys.executable), "promdrift")
+from conftest import PROMDRIFT, needs_stack
 
 
 @pytest.mark.parametrize("target, message", [
