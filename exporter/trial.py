@@ -286,14 +286,28 @@ class Trial:
             return self._watch(prom, am, hook)
         return 1  # not reached (the with block returns or raises)
 
+    def _health(self, prom: Prometheus, health: Dict[str, str]) -> None:
+        """Say when a target goes down (with Prometheus' scrape error) or comes back."""
+        with contextlib.suppress(OSError, ValueError):
+            for t in prom.targets():
+                url, now = t.get("scrapeUrl", "?"), t.get("health", "unknown")
+                if now == "unknown" or health.get(url, "up") == now:
+                    health[url] = health.get(url, now)
+                    continue
+                health[url] = now
+                self.say(f"target {url} is up again" if now == "up" else
+                         f"target {url} is {now}: {t.get('lastError') or 'no answer'}")
+
     def _watch(self, prom: Prometheus, am: Alertmanager, hook: WebhookReceiver) -> int:
         log = AlertLog(hook)
         recorded_seen = False
         end = None if self.duration is None else self.clock() + self.duration
         done = False
+        health: Dict[str, str] = {}
         while True:
             prom.check_alive()
             am.check_alive()
+            self._health(prom, health)
             if not recorded_seen:
                 with contextlib.suppress(OSError, ValueError):
                     recorded = self._recorded(prom)

@@ -2,7 +2,7 @@
 line, ``# train.py: ...``) and its commands (the ``sh`` blocks), in a fresh directory, with
 one change: the model server's port 8000 becomes a free port (``pip install`` is not run: the
 test environment has the packages). ``promdrift trial`` gets
-``--until-alerts 1 --duration 80`` so that it stops by itself, and the test asserts that a
+``--until-alerts 1 --duration 100`` so that it stops by itself, and the test asserts that a
 drift alert about a drifted column of the wine model arrived.
 """
 
@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from typing import Dict, List, Tuple
 
@@ -20,7 +19,7 @@ import pytest
 
 from promdrift.exporter.stack import free_port, http_get, wait_until
 
-from conftest import PROMDRIFT, needs_stack
+from conftest import PROMDRIFT, Output, needs_stack, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "docs", "quickstart.md")
@@ -38,35 +37,6 @@ def blocks() -> Tuple[Dict[str, str], List[str]]:
     commands = [line.strip() for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S)
                 for line in block.splitlines() if line.strip()]
     return files, commands
-
-
-class Output:
-    """The lines a child process prints, collected from a thread (bounded waits)."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.lines: List[str] = []
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def join(self) -> None:
-        self._thread.join(timeout=10)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_the_quickstart_has_its_files_and_commands():
@@ -94,29 +64,32 @@ def test_the_quickstart_fires_an_alert(tmp_path):
         return out.stdout
 
     start = time.monotonic()
-    assert "13 features" in run_python(python[0])                    # python train.py
-    with open(tmp_path / "serve.log", "wb") as log:                  # python serve.py
-        server = subprocess.Popen([sys.executable, "serve.py"], cwd=tmp_path, stdout=log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    # the trial first (it waits for its target): its Prometheus starts while the model trains
     trial = subprocess.Popen(
         [PROMDRIFT, *trial_cmd.replace("8000", str(port)).split()[1:],
-         "--until-alerts", "1", "--duration", "80"],
+         "--until-alerts", "1", "--duration", "100"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         stdin=subprocess.DEVNULL)
     output = Output(trial)
+    server = None
     try:
+        assert "13 features" in run_python(python[0])                # python train.py
+        with open(tmp_path / "serve.log", "wb") as log:              # python serve.py
+            server = subprocess.Popen([sys.executable, "serve.py"], cwd=tmp_path, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_until(lambda: http_get(f"http://127.0.0.1:{port}/metrics"), 60,
                    what="the quickstart's model server")
         wait_until(lambda: trial.poll() is not None or "targets up" in output.text(), 60,
                    what="the trial's targets up")
         assert trial.poll() is None, output.text()
         assert "models: wine" in output.text()
-        assert "sent 600 normal requests" in run_python(python[2])    # python send.py
-        assert "sent 600 drifted requests" in run_python(python[3])   # python send.py --drift
+        assert "sent 500 normal requests" in run_python(python[2])    # python send.py
+        assert "sent 500 drifted requests" in run_python(python[3])   # python send.py --drift
         status = trial.wait(timeout=120)
     finally:
         stop(trial)
-        stop(server)
+        if server is not None:
+            stop(server)
         output.join()
     text = output.text()
     alerts = [line for line in text.splitlines() if " ALERT " in line]

@@ -5,6 +5,7 @@ alert: tests/test_quickstart.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -14,9 +15,9 @@ import pytest
 
 from promdrift.exporter import stack, trial
 from promdrift.exporter.cli import main
-from promdrift.exporter.stack import free_port, http_get
+from promdrift.exporter.stack import free_port, http_get, wait_until
 
-from conftest import PROMDRIFT, needs_stack
+from conftest import PROMDRIFT, Output, needs_stack, stop
 
 
 @pytest.mark.parametrize("target, message", [
@@ -116,29 +117,68 @@ def test_sigterm_stops_every_process_the_trial_started(tmp_path):
                              "--workdir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
-    lines = []
+    output = Output(proc)
     try:
-        while proc.poll() is None:  # bounded: the trial gives up after --up-timeout 60 s
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "waiting for the first scrape" in line:
-                break
+        wait_until(lambda: proc.poll() is not None or "waiting for the first scrape"
+                   in output.text(), 60, what="the trial's stack")
         urls = re.findall(r"(?:Prometheus|Alertmanager) (http://127\.0\.0\.1:\d+)",
-                          "".join(lines))
-        assert len(urls) == 2, "".join(lines)
+                          output.text())
+        assert len(urls) == 2, output.text()
         for url in urls:
             assert http_get(url + "/-/ready")
         proc.send_signal(signal.SIGTERM)
         status = proc.wait(timeout=60)
-        rest = proc.stdout.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert status == 130, "".join(lines) + rest
-    assert "every process it started has been stopped" in rest
+        stop(proc)
+        output.join()
+    assert status == 130, output.text()
+    assert "every process it started has been stopped" in output.text()
     for url in urls:
         with pytest.raises(OSError):
             http_get(url + "/-/ready", timeout=2)
     # --workdir keeps the generated rules and the servers' configurations and logs
     assert sorted(os.listdir(tmp_path)) == ["alertmanager", "prometheus", "rules"]
+
+
+@needs_stack
+def test_status_lines_keep_running_and_a_target_going_down(penguins_baseline, penguins_rows):
+    """Against a real instrumented app: the targets-up and first-rule-values lines, the
+    end of --duration, --keep-running, a target that goes down named with its error, and
+    SIGTERM stopping everything."""
+    from flask import Flask
+    from prometheus_client import CollectorRegistry
+
+    from promdrift.instrumentation import DriftMonitor
+
+    from integration.servers import AppServer
+
+    monitor = DriftMonitor(penguins_baseline, registry=CollectorRegistry())
+    server = AppServer(monitor.instrument(Flask(__name__))).__enter__()
+    proc = subprocess.Popen([PROMDRIFT, "trial", "--target", server.address,
+                             "--duration", "3", "--keep-running"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    output = Output(proc)
+
+    def printed(text):
+        wait_until(lambda: proc.poll() is not None or text in output.text(), 90,
+                   what=f"the trial printing {text!r}")
+        assert text in output.text(), output.text()
+    try:
+        printed(f"targets up: {server.address}; models: penguins")
+        for row in penguins_rows[:50]:  # traffic: the recording rules get values
+            monitor.observe(row)
+        printed("recorded series of model penguins")  # the first rule values
+        printed("stopping: 0 alert(s) delivered")     # --duration 3 ended
+        printed("--keep-running: the stack stays up")
+        server.__exit__()  # the model server goes away: the trial says so, with the error
+        printed(f"target http://{server.address}/metrics is down: ")
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=60)
+    finally:
+        stop(proc)
+        output.join()
+        with contextlib.suppress(Exception):
+            server.__exit__()
+        monitor.close()
+    assert status == 130, output.text()
