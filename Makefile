@@ -66,7 +66,7 @@ demo: system-deps venv
 
 bench: BENCH_DEPS = 1
 bench: system-deps venv
-	$(BIN)/python benchmarks/observe.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/observe.py
 	$(BIN)/python benchmarks/exporter.py
 	$(BIN)/python benchmarks/landing.py
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/multivariate.py

@@ -1,9 +1,11 @@
-"""Benchmark: the multivariate / embedding transforms alone (not yet inside observe).
+"""Benchmark: the multivariate / embedding transforms alone (inside observe:
+``benchmarks/observe.py --part derived``).
 
     python benchmarks/multivariate.py            # cost tables (markdown)
     python benchmarks/multivariate.py --quick    # fewer repetitions
     python benchmarks/multivariate.py --bias     # why error and cosine are cross-fitted
     python benchmarks/multivariate.py --proof    # KS values of the real-data scenarios
+                                                 # (Baseline.fit, observe, /metrics)
 
 The transforms run interleaved with today's ``DriftMonitor.observe`` of the same columns in
 one process, so their ratio is meaningful on a shared, noisy machine. Each model is fitted
@@ -245,22 +247,25 @@ def random_splits(splits: int) -> List[Dict]:
 
 
 def proof(splits: int) -> None:
-    from drift_scenarios import scenarios
+    from drift_scenarios import SPEC, scenarios
     component = re.compile(r"__(pca|emb)_[0-9]+__")
-    print("| scenario | feature | KS | critical value | above |")
-    print("|---|---|---|---|---|")
+    print(f"| scenario | feature | n | KS | rules' critical value (family-wise, ks_alpha "
+          f"{SPEC.ks_alpha:g} over F) | per-feature critical value, alpha 0.05 | above the "
+          f"rules' / the per-feature one |")
+    print("|---|---|---|---|---|---|---|")
     for label, res in scenarios().items():
-        shown = {k: v for k, v in res.items()
-                 if not k.startswith("univariate:") and not component.fullmatch(k)}
-        for prefix, what in ((None, "components"), ("univariate:", "univariate")):
-            group = {k: v for k, v in res.items()
-                     if (k.startswith(prefix) if prefix else component.fullmatch(k))}
+        univariate = {k: v for k, v in res.items() if not k.startswith(("__pca_", "__emb_"))}
+        components = {k: v for k, v in res.items() if component.fullmatch(k)}
+        shown = {k: v for k, v in res.items() if k not in univariate and k not in components}
+        for group, what in ((components, "components"), (univariate, "univariate")):
             if group:
-                top = max(group, key=lambda k: group[k][0] / group[k][1])
-                shown[f"{top.replace('univariate:', '')} (largest of {len(group)} {what})"] = \
-                    group[top]
-        for name, (ks, crit) in shown.items():
-            print(f"| {label} | {name} | {ks:.3f} | {crit:.3f} | {'yes' if ks > crit else 'no'} |")
+                top = max(group, key=lambda k: group[k]["ks"] / group[k]["critical"])
+                shown[f"{top} (largest of {len(group)} {what})"] = group[top]
+        for name, r in shown.items():
+            print(f"| {label} | {name} | {r['n']:.0f} | {r['ks']:.3f} | {r['critical']:.3f} "
+                  f"(F = {r['tests']}) | {r['critical_05']:.3f} | "
+                  f"{'yes' if r['ks'] > r['critical'] else 'no'} / "
+                  f"{'yes' if r['ks'] > r['critical_05'] else 'no'} |")
     print()
     print("| undrifted, random splits | derived KS above critical | at least one derived | "
           "univariate KS above critical |")

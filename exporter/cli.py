@@ -1,7 +1,8 @@
 """The ``promdrift`` command line.
 
     promdrift baseline train.csv -o baseline.json --model churn --categorical plan,region \\
-        --prediction score --ignore customer_id --bins 20 [--delimiter ';']
+        --prediction score --ignore customer_id --bins 20 [--delimiter ';'] \\
+        [--multivariate [K]] [--embeddings vectors.npy [--embedding-components K]]
     promdrift show baseline.json
     promdrift report --baseline baseline.json CAPTURE_DIR -o report.html [--train train.csv] \\
         [--since 2026-11-22T00:00:00Z] [--until 2026-11-23T00:00:00Z]
@@ -37,7 +38,16 @@ def _split(value: Optional[List[str]]) -> List[str]:
 def _summary(b: Baseline) -> str:
     lines = [f"model {b.model!r}: {b.rows} rows, {len(b.features)} features, "
              f"{len(b.predictions)} prediction outputs, digest {b.digest}"]
-    for role, cols in (("feature", b.features), ("output", b.predictions)):
+    if b.multivariate is not None:
+        m = b.multivariate
+        lines.append(f"multivariate: PCA of {m.dim} numeric features, {m.n_components} "
+                     f"components ({m.explained_ratio:.1%} of the standardised variance)")
+    if b.embedding is not None:
+        e = b.embedding
+        lines.append(f"embedding: {e.dim} dimensions, {e.n_components} components "
+                     f"({e.explained_ratio:.1%} of the variance)")
+    for role, cols in (("feature", b.features), ("derived", b.derived),
+                       ("output", b.predictions)):
         for c in cols:
             if isinstance(c, CategoricalColumn):
                 detail = (f"categorical, {len(c.categories)} of {c.distinct} categories kept, "
@@ -65,8 +75,41 @@ def _delimiter(path: str, given: Optional[str]) -> str:
     return found
 
 
+def _components(value: str) -> int:
+    """``--multivariate K`` / ``--embedding-components K``: a positive integer."""
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be a number of components >= 1, got {value!r}")
+    return k
+
+
+def load_embeddings(path: str) -> "np.ndarray":
+    """A ``(rows, dim)`` matrix of training vectors: a ``.npy`` file (``numpy.save``) or a
+    text file of comma-separated numbers, one vector per line, no header."""
+    import numpy as np
+    try:
+        if path.endswith(".npy"):
+            x = np.load(path, allow_pickle=False)
+        else:
+            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+    except OSError as e:
+        raise BaselineError(f"cannot read embeddings {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise BaselineError(f"{path}: not a matrix of numbers ({e})") from None
+    if x.ndim != 2:
+        raise BaselineError(f"{path}: expected a 2-D array (rows x dimensions), got "
+                            f"{x.ndim} dimension(s)")
+    return x
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     start = time.monotonic()
+    embeddings = load_embeddings(args.embeddings) if args.embeddings else None
+    if args.embedding_components is not None and embeddings is None:
+        raise BaselineError("--embedding-components needs --embeddings")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BaselineWarning)
         baseline = Baseline.fit_csv(
@@ -74,7 +117,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             numeric=_split(args.numeric), predictions=_split(args.prediction) or None,
             ignore=_split(args.ignore), bins=args.bins, top_k=args.top_k,
             delimiter=_delimiter(args.train, args.delimiter),
-            progress=False if args.quiet else None)
+            progress=False if args.quiet else None,
+            multivariate=args.multivariate, embeddings=embeddings,
+            embedding_components=args.embedding_components)
     for w in caught:
         if issubclass(w.category, BaselineWarning):
             print(f"promdrift: warning: {w.message}", file=sys.stderr)
@@ -131,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=50,
                    help="categories kept per categorical column, the rest is __other__ "
                         "(default 50)")
+    p.add_argument("--multivariate", nargs="?", const=True, default=False, type=_components,
+                   metavar="K",
+                   help="also fit a PCA of the numeric features: derived features "
+                        "__pca_error__ (reconstruction error) and __pca_01__ ... (component "
+                        "scores); K components (default: enough for 90%% of the variance, "
+                        "at most 20). See docs/multivariate.md")
+    p.add_argument("--embeddings", metavar="FILE",
+                   help="the training rows' embedding vectors, one per row: a .npy file "
+                        "(numpy.save of a rows x dim array) or comma-separated numbers, one "
+                        "vector per line; derived features __emb_error__, __emb_norm__, "
+                        "__emb_cosine__, __emb_01__ ...")
+    p.add_argument("--embedding-components", type=_components, metavar="K",
+                   help="components of the embedding PCA (default as for --multivariate)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=cmd_baseline)
 

@@ -92,18 +92,23 @@ class ExporterClient:
         return len(self._buffer)
 
     @staticmethod
-    def row(features: Dict[str, Any], prediction: Any = None, id: Any = None) -> Dict[str, Any]:
-        """One observation object as the exporter reads it."""
+    def row(features: Dict[str, Any], prediction: Any = None, id: Any = None,
+            embedding: Any = None) -> Dict[str, Any]:
+        """One observation object as the exporter reads it (``embedding``: a sequence or a
+        1-D numpy array, sent as a list of numbers)."""
         out: Dict[str, Any] = {"features": features}
         if prediction is not None:
             out["prediction"] = prediction
         if id is not None:
             out["id"] = id
+        if embedding is not None:
+            out["embedding"] = embedding.tolist() if hasattr(embedding, "tolist") else embedding
         return out
 
-    def observe(self, features: Dict[str, Any], prediction: Any = None, id: Any = None) -> None:
+    def observe(self, features: Dict[str, Any], prediction: Any = None, id: Any = None,
+                embedding: Any = None) -> None:
         """Buffer one row; sends a batch when ``batch_size`` rows are buffered."""
-        self._buffer.append(self.row(features, prediction, id))
+        self._buffer.append(self.row(features, prediction, id, embedding))
         if len(self._buffer) >= self.batch_size:
             self.flush()
 

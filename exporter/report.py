@@ -44,6 +44,7 @@ from promdrift.instrumentation.binning import (bin_counts,
                                                tvd_noise)
 from promdrift.instrumentation.capture import NONFINITE, CaptureFiles, file_time
 from promdrift.instrumentation.files import atomic_write
+from promdrift.instrumentation.multivariate import Multivariate
 from promdrift.instrumentation.values import ABSENT as _ABSENT, REASONS, VALID, category, number
 
 __all__ = ["Thresholds", "FeatureReport", "Violation", "Report", "ReportError",
@@ -354,6 +355,39 @@ def _category(v: Any) -> Tuple[int, Optional[str]]:
     return category(_decoded(v))
 
 
+class _Derived:
+    """The multivariate features of the captured rows (docs/multivariate.md), computed by
+    the baseline's PCA from the captured values of its columns under the same value rules
+    as the monitor. (Embedding features are not in captured rows: no vectors there.)"""
+
+    def __init__(self, pca: Multivariate):
+        self.pca = pca
+        self.values: List[float] = []
+        self.codes: List[int] = []
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for c in self.pca.columns:
+            reason, x = _number(row.get(c, _ABSENT))
+            self.values.append(x)
+            self.codes.append(reason)
+
+    def accumulators(self) -> List["_Accumulator"]:
+        dim = self.pca.dim
+        x = np.array(self.values, dtype=np.float64).reshape(-1, dim)
+        values, reasons = self.pca.transform(
+            x, np.array(self.codes, dtype=np.int64).reshape(-1, dim))
+        ok = reasons < 0
+        per_reason = np.bincount(reasons[~ok], minlength=len(REASONS)).tolist()
+        out = []
+        for j, col in enumerate(self.pca.features):
+            acc = _Accumulator(col.name, "derived", col)
+            acc.report.rows = len(x)
+            acc.numbers = values[ok, j].tolist()
+            acc.reasons = list(per_reason)
+            out.append(acc)
+        return out
+
+
 class _Accumulator:
     def __init__(self, name: str, role: str, column: Column):
         self.report = FeatureReport(name=name, role=role, column=column)
@@ -419,6 +453,9 @@ def _feature_stats(acc: _Accumulator, th: Thresholds, train: Optional[np.ndarray
 
 def _check(r: FeatureReport, th: Thresholds, any_rows: bool) -> None:
     name, v = r.name, r.violations
+    if r.role == "derived":  # its inputs' own checks name the columns: only drift here
+        _drift_check(r, th)
+        return
     if r.rows == 0:
         if any_rows:
             v.append(Violation(name, "missing_column_check",
@@ -462,6 +499,11 @@ def _check(r: FeatureReport, th: Thresholds, any_rows: bool) -> None:
                                f"{th.domain:.1%}); most frequent: "
                                + ", ".join(f"{k!r} ({n})" for k, n in top),
                                r.unseen_rate, r.baseline_other_share + th.domain))
+    _drift_check(r, th)
+
+
+def _drift_check(r: FeatureReport, th: Thresholds) -> None:
+    name, v = r.name, r.violations
     if r.valid >= th.min_samples:
         if r.kind == "numeric" and r.ks is not None:
             limit = max(th.drift, r.ks_critical)
@@ -530,6 +572,7 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
     else:
         train_cols = {}
     feats = {c.name: _Accumulator(c.name, "feature", c) for c in baseline.features}
+    derived = _Derived(baseline.multivariate) if baseline.multivariate is not None else None
     outs = {c.name: _Accumulator(c.name, "output", c) for c in baseline.predictions}
     known = set(feats)
     files = CaptureFiles(directory, partial=partial, progress=progress,
@@ -566,6 +609,8 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
                 report.last_time = t
         for name, acc in feats.items():
             acc.add(row.get(name, _ABSENT))
+        if derived is not None:
+            derived.add(row)
         for k in row:
             if k not in known:
                 extra[k] = extra.get(k, 0) + 1
@@ -578,12 +623,18 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
                 acc.add(pred.get(name, _ABSENT))
     report.files, report.truncated, report.bad_lines = len(files.paths), files.truncated, files.bad
     report.extra_columns = extra
+    # F of the family-wise KS test: the numeric columns of the role, derived features (also
+    # those of an embedding, which captures do not hold) counted with the features, as the
+    # rules count them
     numeric = {role: sum(1 for c in cols if isinstance(c, NumericColumn))
-               for role, cols in (("feature", baseline.features), ("output", baseline.predictions))}
-    for acc in list(feats.values()) + list(outs.values()):
+               for role, cols in (("feature", baseline.features + baseline.derived),
+                                  ("output", baseline.predictions))}
+    accs = list(feats.values()) + (derived.accumulators() if derived is not None else []) \
+        + list(outs.values())
+    for acc in accs:
         r = _feature_stats(acc, thresholds, train_cols.get(acc.report.name),
-                           tests=numeric["feature" if acc.report.role == "feature" else "output"])
-        _check(r, thresholds, any_rows=report.rows > 0 if r.role == "feature" else predicted > 0)
+                           tests=numeric["output" if acc.report.role == "output" else "feature"])
+        _check(r, thresholds, any_rows=report.rows > 0 if r.role != "output" else predicted > 0)
         report.features.append(r)
     if any(f.ks_method == "exact" for f in report.features):
         report.ks_method = "exact" if all(f.ks_method in ("exact", "") for f in report.features

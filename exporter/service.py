@@ -20,10 +20,12 @@ Endpoints: ``GET /`` (landing page), ``GET /metrics``, ``GET /healthz``,
 models that track labels: see ``promdrift.instrumentation.outcomes.labels_handler``) and
 ``POST /v1/models/<model>/observations``, whose body is one observation object, a JSON array
 of them, or NDJSON (``Content-Type: application/x-ndjson``, one object per line). An
-observation is ``{"features": {...}, "prediction": ..., "id": ...}`` with ``prediction``
-(a value, or ``{output: value}`` / a list for several outputs) and ``id`` (a string or an
-integer, never a label; it reaches data capture and the label store of monitors that have
-them, see ``DriftMonitor.observe``) optional.
+observation is ``{"features": {...}, "prediction": ..., "id": ..., "embedding": [...]}``
+with ``prediction`` (a value, or ``{output: value}`` / a list for several outputs), ``id``
+(a string or an integer, never a label; it reaches data capture and the label store of
+monitors that have them, see ``DriftMonitor.observe``) and ``embedding`` (the input vector
+of a model whose baseline was fitted with embeddings; judged like a feature value, see
+docs/multivariate.md) optional.
 
 Values are judged exactly as in-process: a feature value of the wrong type (a string for a
 numeric feature, a nested object, ...) is counted in ``promdrift_feature_invalid_total``,
@@ -49,6 +51,7 @@ from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.exposition import PromdriftCollector, metrics_text
 from promdrift.instrumentation.flask import CONTENT_TYPE
 from promdrift.instrumentation.outcomes import labels_handler
+from promdrift.instrumentation.values import ABSENT
 
 __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
            "nesting_depth", "bearer_matches", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS",
@@ -66,7 +69,7 @@ NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "applica
 #: Deepest nesting of arrays and objects accepted in a body (a row needs 3 or 4).
 MAX_DEPTH = 64
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_ROW_KEYS = frozenset({"features", "prediction", "id"})
+_ROW_KEYS = frozenset({"features", "prediction", "id", "embedding"})
 _MAX_ID = 256
 
 
@@ -146,14 +149,15 @@ def nesting_depth(text: str) -> int:
 
 
 def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
-                       ) -> Tuple[List[Dict[str, Any]], List[Any], List[Any]]:
-    """The feature dicts, predictions and inference ids (``None``: not given) of a body.
+                       ) -> Tuple[List[Dict[str, Any]], List[Any], List[Any], List[Any]]:
+    """The feature dicts, predictions and inference ids (``None``: not given) and embeddings
+    (``ABSENT``: not given; any other value is judged by the monitor) of a body.
 
     Raises :class:`PayloadError` (400 for a structural error, 413 for more than
     ``max_rows`` observations) naming the first bad field::
 
         >>> parse_observations(b'{"features": {"x": 1}, "prediction": 0.5}', False, 1, 10)
-        ([{'x': 1}], [0.5], [None])
+        ([{'x': 1}], [0.5], [None], [ABSENT])
         >>> parse_observations(b'{"features": [1]}', False, 1, 10)
         Traceback (most recent call last):
         ...
@@ -186,13 +190,15 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
     features: List[Dict[str, Any]] = []
     predictions: List[Any] = []
     ids: List[Any] = []
+    embeddings: List[Any] = []
     for i, row in enumerate(rows):
         where = f"rows[{i}]"
         if not isinstance(row, dict):
             raise PayloadError(400, "must be an object with a 'features' object", where)
         for key in row:
             if key not in _ROW_KEYS:
-                raise PayloadError(400, "unknown field (expected features, prediction, id)",
+                raise PayloadError(400, "unknown field (expected features, prediction, id, "
+                                        "embedding)",
                                    f"{where}.{_key_name(key)}" if not key.isidentifier()
                                    else f"{where}.{key[:40]}")
         feats = row.get("features")
@@ -216,7 +222,8 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
         features.append(feats)
         predictions.append(pred)
         ids.append(ident)
-    return features, predictions, ids
+        embeddings.append(row.get("embedding", ABSENT))
+    return features, predictions, ids, embeddings
 
 
 def landing_page(monitors: Iterable[DriftMonitor]) -> str:
@@ -313,7 +320,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             if mimetype not in NDJSON_TYPES and mimetype not in ("", "application/json"):
                 raise PayloadError(415, UNSUPPORTED_TYPE, "Content-Type")
             body = read_body()
-            features, predictions, ids = parse_observations(
+            features, predictions, ids, embeddings = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
         except PayloadError as e:
             log.debug("promdrift exporter: %d on %s: %s", e.status, request.path, e.message)
@@ -323,13 +330,14 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
         elif monitor.plugins and any(i is not None for i in ids):
             # ids feed the plugins (data capture, the label store): row by row, each with
             # its own id
-            for f, p, i in zip(features, predictions, ids):
-                monitor.observe(f, p, inference_id=i)
+            for f, p, i, e in zip(features, predictions, ids, embeddings):
+                monitor.observe(f, p, inference_id=i, embedding=e)
         elif len(features) == 1:
-            monitor.observe(features[0], predictions[0])
+            monitor.observe(features[0], predictions[0], embedding=embeddings[0])
         else:
             given = any(p is not None for p in predictions)
-            monitor.observe(features, predictions if given else None)
+            vectors = embeddings if any(e is not ABSENT for e in embeddings) else ABSENT
+            monitor.observe(features, predictions if given else None, embedding=vectors)
         return _json({"accepted": len(features)})
 
     @app.post("/v1/models/<model>/labels")

@@ -7,6 +7,17 @@
     ((35.0, 41.0, 58.0), ('a', 'b', 'c'))
     >>> b.save("/tmp/baseline.json"); Baseline.load("/tmp/baseline.json") == b
     True
+
+With ``multivariate=True`` (a PCA of the numeric features) or ``embeddings=matrix`` (a PCA of
+the training embedding vectors) the baseline also holds **derived numeric features**
+(docs/multivariate.md), counted like every numeric feature::
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=200)
+    >>> b = Baseline.fit({"a": a, "b": a + 0.1 * rng.normal(size=200)}, multivariate=1, bins=4)
+    >>> [c.name for c in b.derived], b.schema_version
+    (['__pca_error__', '__pca_01__'], 2)
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from .bias import bias_reference, parse_bias_reference
 from .columns import (OTHER, BaselineError, CategoricalColumn, Column, NumericColumn,
                       category_key, column_from_dict)
 from .files import atomic_write
+from .multivariate import Embedding, Multivariate, is_reserved
 from .quality import parse_quality_reference, quality_reference
 from .checks import BaselineWarning
 from .tabular import DataError, numeric_column, read_csv, to_columns
@@ -41,8 +53,11 @@ __all__ = [
     "category_key",
 ]
 
-#: Version of the baseline JSON schema this promdrift writes and the newest it reads.
-SCHEMA_VERSION = 1
+#: The newest baseline JSON schema this promdrift reads and writes. A baseline is written as
+#: version 1 (byte for byte what earlier releases wrote) unless it has derived features (a
+#: ``multivariate`` or ``embedding`` section), which need version 2: releases that read only
+#: version 1 refuse such a file instead of serving it without them.
+SCHEMA_VERSION = 2
 _KIND = "promdrift-baseline"
 
 
@@ -76,7 +91,9 @@ class Baseline:
     predictions: Tuple[Column, ...] = ()
     rows: int = 0
     created: str = ""
-    schema_version: int = SCHEMA_VERSION
+    #: 2 when the baseline has derived features, else 1 (set from the sections, whatever is
+    #: passed: see :data:`SCHEMA_VERSION`)
+    schema_version: int = 1
     metadata: Dict[str, Any] = field(default_factory=dict, compare=False)
     #: Optional reference values of the outcome monitors (see ``promdrift.instrumentation.
     #: outcomes``): validation-set quality per output, bias per facet, mean |attribution| per
@@ -86,6 +103,15 @@ class Baseline:
     quality: Dict[str, Dict[str, float]] = field(default_factory=dict, hash=False)
     bias: Dict[str, Any] = field(default_factory=dict, hash=False)
     attribution: Dict[str, float] = field(default_factory=dict, hash=False)
+    #: The PCA of the numeric features (``fit(..., multivariate=True)``) and of the training
+    #: embeddings (``fit(..., embeddings=matrix)``), each with the baselines of its derived
+    #: features; ``None`` when not fitted. See docs/multivariate.md.
+    multivariate: Optional[Multivariate] = field(default=None, hash=False)
+    embedding: Optional[Embedding] = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        version = 2 if self.multivariate is not None or self.embedding is not None else 1
+        object.__setattr__(self, "schema_version", version)
 
     # ----------------------------------------------------------------- fitting
     @classmethod
@@ -95,7 +121,9 @@ class Baseline:
             ignore: Union[None, str, Iterable[str]] = None,
             bins: int = 20, top_k: int = 50,
             names: Optional[Sequence[str]] = None,
-            numeric: Union[None, str, Iterable[str]] = None) -> "Baseline":
+            numeric: Union[None, str, Iterable[str]] = None,
+            multivariate: Union[bool, int] = False, embeddings: Any = None,
+            embedding_components: Optional[int] = None) -> "Baseline":
         """Fit a baseline on training data.
 
         ``data``: a dict of columns, a list of row dicts, a 2-D numpy array with ``names``,
@@ -112,6 +140,13 @@ class Baseline:
         single valid value; duplicate names. A :class:`BaselineWarning` says when a numeric
         prediction output holds only a few integers (class indices: list it in
         ``categorical``, or in ``numeric`` to keep it numeric) or a text column holds dates.
+
+        Derived features (docs/multivariate.md): ``multivariate=True`` fits a PCA of the
+        numeric features (``k``, an int: that many components; default: enough for 90 % of
+        the variance, at most 20); ``embeddings`` (a ``(rows, dim)`` matrix, one vector per
+        training row; ``data`` may then be ``None`` for a model without other features)
+        fits one of the embedding vectors, with ``embedding_components`` components.
+        Feature and output names starting with ``__pca_`` or ``__emb_`` are reserved.
         """
         if not isinstance(model, str) or not model:
             raise BaselineError("model must be a non-empty string")
@@ -119,13 +154,26 @@ class Baseline:
             raise BaselineError(f"bins must be an integer >= 2, got {bins!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise BaselineError(f"top_k must be an integer >= 1, got {top_k!r}")
-        try:
-            cols = to_columns(data, names=names)
-        except DataError as e:
-            raise BaselineError(str(e)) from None
-        nrows = len(next(iter(cols.values()))) if cols else 0
-        if not cols or nrows == 0:
-            raise BaselineError("no training rows")
+        if isinstance(multivariate, bool):
+            components: Any = None
+        elif isinstance(multivariate, (int, np.integer)) and multivariate >= 1:
+            components = int(multivariate)
+        else:
+            raise BaselineError(f"multivariate must be True, False or a number of components "
+                                f">= 1, got {multivariate!r}")
+        if embeddings is None and embedding_components is not None:
+            raise BaselineError("embedding_components needs embeddings")
+        if data is None and embeddings is not None:
+            cols = {}
+            nrows = _embedding_rows(embeddings)
+        else:
+            try:
+                cols = to_columns(data, names=names)
+            except DataError as e:
+                raise BaselineError(str(e)) from None
+            nrows = len(next(iter(cols.values()))) if cols else 0
+            if not cols or nrows == 0:
+                raise BaselineError("no training rows")
 
         pred_cols: Dict[str, np.ndarray] = {}
         if isinstance(predictions, (str, list, tuple)) and all(
@@ -161,9 +209,14 @@ class Baseline:
         for n in ign_names:
             cols.pop(n, None)
             pred_cols.pop(n, None)
-        if not cols:
+        if not cols and embeddings is None:
             raise BaselineError("no feature columns left to fit")
         checks.refuse({**cols, **pred_cols}, num_names)
+        reserved = [n for n in list(cols) + list(pred_cols) if is_reserved(n)]
+        if reserved:
+            raise BaselineError(f"column names {reserved} start with a prefix reserved for "
+                                f"derived features (__pca_, __emb_): rename them")
+        numeric_values: Dict[str, np.ndarray] = {}
 
         def fit_column(name: str, values: np.ndarray) -> Column:
             if name not in cat_names:
@@ -171,19 +224,31 @@ class Baseline:
                     values = values.astype(np.float64)
                 num = numeric_column(values)
                 if num is not None:
+                    numeric_values[name] = num
                     return NumericColumn.fit(name, num, bins)
             return CategoricalColumn.fit(name, values, top_k)
 
         features = {n: fit_column(n, c) for n, c in cols.items()}
         outputs = {n: fit_column(n, c) for n, c in pred_cols.items()}
         checks.warn(features, outputs, pred_cols, cat_names, num_names)
+        pca = None
+        if multivariate is not False:
+            pca = _fit_multivariate(tuple(features.values()), numeric_values, components, bins)
+        emb = None
+        if embeddings is not None:
+            given = _embedding_rows(embeddings)
+            if given != nrows:
+                raise BaselineError(f"embeddings have {given} rows, the data has {nrows}: "
+                                    f"give one vector per training row")
+            emb = Embedding.fit(embeddings, n_components=embedding_components, bins=bins)
         return cls(model=model,
                    features=tuple(features.values()),
                    predictions=tuple(outputs.values()),
                    rows=nrows,
                    created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
                    .isoformat().replace("+00:00", "Z"),
-                   metadata={"bins": int(bins), "top_k": int(top_k)})
+                   metadata={"bins": int(bins), "top_k": int(top_k)},
+                   multivariate=pca, embedding=emb)
 
     @classmethod
     def fit_csv(cls, path: str, *, progress: Any = None, delimiter: Optional[str] = None,
@@ -204,6 +269,13 @@ class Baseline:
     @property
     def prediction_names(self) -> List[str]:
         return [c.name for c in self.predictions]
+
+    @property
+    def derived(self) -> Tuple[NumericColumn, ...]:
+        """The baselines of the derived features (multivariate, then embedding), counted as
+        numeric features after the user's (empty without them)."""
+        return tuple((self.multivariate.features if self.multivariate is not None else ())
+                     + (self.embedding.features if self.embedding is not None else ()))
 
     def feature(self, name: str) -> Column:
         """The baseline of one feature (``KeyError`` naming the known ones otherwise)."""
@@ -237,6 +309,9 @@ class Baseline:
         for key in ("quality", "bias", "attribution"):
             if getattr(self, key):
                 d[key] = getattr(self, key)
+        for key in ("multivariate", "embedding"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key).to_dict()
         return d
 
     # ----------------------------------------------------------------- outcome references
@@ -319,9 +394,24 @@ class Baseline:
             raise BaselineError(f"{source}: malformed baseline ({type(e).__name__}: {e})") from None
         if not isinstance(model, str) or not model:
             raise BaselineError(f"{source}: model must be a non-empty string")
-        if not feats:
+        sections = {key: d[key] for key in ("multivariate", "embedding") if key in d}
+        if sections and version < 2:
+            raise BaselineError(f"{source}: sections {sorted(sections)} need schema_version 2, "
+                                f"the file says {version}")
+        pca = (Multivariate.from_dict(sections["multivariate"], f"{source}: multivariate")
+               if "multivariate" in sections else None)
+        emb = (Embedding.from_dict(sections["embedding"], f"{source}: embedding")
+               if "embedding" in sections else None)
+        if not feats and emb is None:
             raise BaselineError(f"{source}: no features")
-        names = [c.name for c in feats] + [c.name for c in preds]
+        if pca is not None:
+            numeric = {c.name for c in feats if isinstance(c, NumericColumn)}
+            unknown = [c for c in pca.columns if c not in numeric]
+            if unknown:
+                raise BaselineError(f"{source}: multivariate columns {unknown} are not numeric "
+                                    f"features of the baseline")
+        names = ([c.name for c in feats] + [c.name for c in preds]
+                 + [c.name for m in (pca, emb) if m is not None for c in m.features])
         if len(set(names)) != len(names):
             raise BaselineError(f"{source}: duplicate feature or output names")
         quality = parse_quality_reference(d.get("quality"), preds, source)
@@ -330,7 +420,8 @@ class Baseline:
         return cls(model=model, features=tuple(feats), predictions=tuple(preds),
                    rows=int(d.get("rows", 0)), created=str(d.get("created", "")),
                    schema_version=version, metadata=dict(d.get("metadata") or {}),
-                   quality=quality, bias=bias, attribution=attribution)
+                   quality=quality, bias=bias, attribution=attribution,
+                   multivariate=pca, embedding=emb)
 
     def save(self, path: str) -> None:
         """Write the baseline as JSON atomically (a temporary file renamed into place)."""
@@ -348,3 +439,29 @@ class Baseline:
         except (ValueError, UnicodeDecodeError) as e:
             raise BaselineError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(d, source=path)
+
+
+def _embedding_rows(embeddings: Any) -> int:
+    """Rows of an embedding matrix given without other training data."""
+    try:
+        n = len(embeddings)
+    except TypeError:
+        raise BaselineError("embeddings must be a (rows, dim) matrix of numbers") from None
+    if n == 0:
+        raise BaselineError("no training rows")
+    return n
+
+
+def _fit_multivariate(features: Sequence[Column], numeric: Mapping[str, np.ndarray],
+                      components: Optional[int], bins: int) -> Multivariate:
+    """The PCA of the numeric features (baseline order; NaN where a value is invalid)."""
+    names = [c.name for c in features if isinstance(c, NumericColumn)]
+    if len(names) < 2:
+        raise BaselineError(f"multivariate needs at least 2 numeric features, the data has "
+                            f"{len(names)} ({names})")
+    model = Multivariate.fit(np.column_stack([numeric[n] for n in names]), names,
+                             n_components=components, bins=bins)
+    if len(model.columns) < 2:
+        raise BaselineError(f"multivariate needs at least 2 numeric features that vary among "
+                            f"the complete training rows; only {list(model.columns)} do")
+    return model

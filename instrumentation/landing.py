@@ -254,6 +254,7 @@ class _Model:
         where.update({(r, c.name): (False, j) for j, (r, c) in enumerate(lay.categorical)})
         cols = {(r, c.name): c for r, c in lay.numeric + lay.categorical}
         order = ([(FEATURE, c.name) for c in baseline.features]
+                 + [(FEATURE, c.name) for c in baseline.derived]
                  + [(PREDICTION, c.name) for c in baseline.predictions])
         tests = {role: sum(1 for r, _ in lay.numeric if r == role) for role in (FEATURE, PREDICTION)}
         self.columns = [(where[k][0], where[k][1], _Column(k[0], cols[k], tests[k[0]]))

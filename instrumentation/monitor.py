@@ -21,7 +21,7 @@ from .multiprocess import default_store
 from .plugins import Call, Plugin
 from .store import FEATURE, PREDICTION, CounterStore, Labels, Layout, cumulative_counts
 from .values import (ABSENT as _ABSENT, INF, NAN, NUMBER_TYPES as _NUMBER_TYPES, REASONS,
-                     VALID, category, is_batch, number)
+                     VALID, WRONG_TYPE, category, is_batch, number)
 
 __all__ = ["DriftMonitor", "shutdown_all"]
 
@@ -92,7 +92,7 @@ class DriftMonitor:
 
     :meth:`observe` never raises: an internal error is counted in
     ``promdrift_instrumentation_errors_total`` and logged once. It counts the drift families
-    first (a dict row of finite numbers by the fast path, ``_dict_fast``; every other shape
+    first (a row of finite numbers by the fast path, ``_defer``; every other shape
     by ``_observe_row`` / ``_observe_batch``), then hands the call to each plugin
     (:meth:`use`: data capture, labels, facets, attributions), whose counters live in stores
     of the same kind as :attr:`store`. :meth:`instrument` and :meth:`track` serve Flask and
@@ -138,21 +138,37 @@ class DriftMonitor:
         ppos = {n: i for i, n in enumerate(baseline.prediction_names)}
         self._n_features = len(fnames)
         self._n_outputs = len(ppos)
-        self._num = [(r, c.name, pos[c.name] if r == FEATURE else ppos[c.name])
-                     for r, c in lay.numeric]
+        #: derived features (multivariate, embedding): computed, not read from the row; they
+        #: sit in the numeric block after the user's numeric features (docs/multivariate.md)
+        self._derived = lay.derived
+        self._emb = baseline.embedding
+        self._nd = lay.derived.count if lay.derived is not None else 0
+        self._nu = lay.n_numeric_features - self._nd  # the user's numeric features
+        # (role, name, position in the row or prediction, column of the numeric block)
+        user = [(i, r, c) for i, (r, c) in enumerate(lay.numeric)
+                if not self._nu <= i < self._nu + self._nd]
+        self._num = [(r, c.name, pos[c.name] if r == FEATURE else ppos[c.name], i)
+                     for i, r, c in user]
         self._cat = [(r, c.name, pos[c.name] if r == FEATURE else ppos[c.name])
                      for r, c in lay.categorical]
-        self._num_feat_names = [n for r, n, _ in self._num if r == FEATURE]
-        self._num_feat_pos = np.array([p for r, _, p in self._num if r == FEATURE], dtype=np.intp)
+        self._num_feat_names = [n for r, n, _, _ in self._num if r == FEATURE]
+        self._num_feat_pos = np.array([p for r, _, p, _ in self._num if r == FEATURE],
+                                      dtype=np.intp)
         self._num_feat_pos_list = self._num_feat_pos.tolist()
         self._num_identity = self._num_feat_pos_list == list(range(self._n_features))
         names = self._num_feat_names
         self._num_getter = (operator.itemgetter(*names) if len(names) > 1 else
                             (lambda r: (r[names[0]],)) if names else (lambda r: ()))
-        self._num_pred = [(n, p) for r, n, p in self._num if r == PREDICTION]
-        self._feat_edges_t = lay.edges_t[:, :lay.n_numeric_features]
-        # The fast path of a dict row with numeric outputs only: every numeric column.
+        self._num_pred = [(n, p) for r, n, p, _ in self._num if r == PREDICTION]
+        # The fast path of a dict row with numeric outputs only: every numeric column (the
+        # store computes the derived features of deferred rows in bulk, an embedding's
+        # values travel with its row).
         self._all_numeric = not self._cat and len(self._num_pred) == self._n_outputs
+        # Rows given as a list, tuple or 1-D array take the fast path too when the model has
+        # derived features (their per-row numpy path costs about 15 µs more than deferring).
+        self._seq_fast = (self._all_numeric and self._derived is not None
+                          and self._num_identity)
+        self._emb_dim = self._emb.dim if self._emb is not None else 0
         self._pred_names = baseline.prediction_names
         self._one_output = self._pred_names[0] if self._n_outputs == 1 else None
         self._edges_t = lay.edges_t
@@ -184,7 +200,7 @@ class DriftMonitor:
 
     # ------------------------------------------------------------------ observe
     def observe(self, features: Any, prediction: Any = None, *, inference_id: Any = None,
-                attributions: Any = None) -> None:
+                attributions: Any = None, embedding: Any = _ABSENT) -> None:
         """Count one inference or a batch.
 
         ``features``: one row (a dict, or a sequence / 1-D array in baseline feature order)
@@ -192,28 +208,44 @@ class DriftMonitor:
         the output value (a dict ``{output: value}`` or a sequence when the baseline has
         several outputs); for a batch, a sequence of those (or a 1-D / 2-D array).
 
+        ``embedding``: for a baseline fitted with ``embeddings=``, the row's input vector
+        (a 1-D array or list of the training dimension), or for a batch one per row (a 2-D
+        array or a sequence of vectors). A vector of the wrong length, with NaN or not of
+        numbers counts as invalid by reason (never raises; a wrong dimension is also logged
+        once); none given counts as ``missing``. ``features`` may be ``None`` for a model
+        with no other features. See docs/multivariate.md.
+
         ``inference_id`` (a string or int; a sequence of them for a batch) keeps the
         prediction until :meth:`record_label` brings its label (see :meth:`track_labels`),
         and is written by data capture. ``attributions`` (``{feature: value}`` or a sequence
         in baseline feature order; one per row for a batch) are counted when
         :meth:`track_attributions` is on.
         """
+        if embedding is not _ABSENT:
+            if self._emb is None:
+                self._warn_once("embedding", "promdrift: model %r has no embedding baseline; "
+                                "embeddings are not counted", self.model)
+                embedding = _ABSENT
+            elif features is None and self._n_features == 0:
+                features = [{}] * len(embedding) if is_batch(embedding) else {}
         try:
-            if type(features) is dict and self._all_numeric and self._dict_fast(
-                    features, prediction):
+            if type(features) is dict and self._all_numeric and self._defer(
+                    self._num_getter, features, prediction, embedding):
+                pass
+            elif self._seq_fast and self._sequence_fast(features, prediction, embedding):
                 pass
             elif isinstance(features, Mapping):
-                self._observe_row(features, prediction, mapping=True)
+                self._observe_row(features, prediction, True, embedding)
             elif isinstance(features, np.ndarray):
                 if features.ndim == 2:
-                    self._observe_batch(features, prediction)
+                    self._observe_batch(features, prediction, embedding)
                 else:
-                    self._observe_row(features, prediction, mapping=False)
+                    self._observe_row(features, prediction, False, embedding)
             elif isinstance(features, (list, tuple)):
                 if is_batch(features):
-                    self._observe_batch(features, prediction)
+                    self._observe_batch(features, prediction, embedding)
                 elif features or self._n_features == 0:
-                    self._observe_row(features, prediction, mapping=False)
+                    self._observe_row(features, prediction, False, embedding)
             else:
                 raise TypeError(f"features must be a dict, a sequence or an array, "
                                 f"not {type(features).__name__}")
@@ -236,15 +268,32 @@ class DriftMonitor:
             except Exception:
                 self._count_error()
 
-    def _dict_fast(self, row: dict, prediction: Any) -> bool:
-        """The common case: a dict row of finite numbers, and no prediction or finite
-        numeric outputs only (one number, or ``{output: number}``). The row's values are
-        handed to the store, which bins such rows in bulk (``CounterStore.defer``): a few
-        list operations in the request instead of several numpy calls, which cost 3x more
-        inside a request than in a loop (their code and data are no longer in the CPU's
-        caches). Returns False (nothing counted) when the row needs the general path."""
+    def _sequence_fast(self, row: Any, prediction: Any, embedding: Any) -> bool:
+        """:meth:`_defer` for a row given as a list, tuple or 1-D numeric array of every
+        feature in baseline order (models with derived features only)."""
+        t = type(row)
+        if t is np.ndarray:
+            if row.ndim != 1 or row.dtype.kind not in "fiu":
+                return False
+            row = row.tolist()
+        elif t is not list and t is not tuple:
+            return False
+        if len(row) != self._n_features or (row and type(row[0]) in (list, tuple, dict)):
+            return False  # a batch, or the wrong length (the general path names it)
+        return self._defer(tuple, row, prediction, embedding)
+
+    def _defer(self, read: Any, row: Any, prediction: Any, embedding: Any) -> bool:
+        """The common case: a row of finite numbers (``read(row)``: its numeric feature
+        values), no prediction or finite numeric outputs only (one number, or ``{output:
+        number}``), and for a model with an embedding a valid vector (a list of finite
+        numbers or a 1-D float array of the training dimension). The values (then the
+        vector's) are handed to the store, which bins such rows in bulk and computes their
+        derived features there (``CounterStore.defer``): a few list operations in the
+        request instead of several numpy calls, which cost 3x more inside a request than
+        in a loop (their code and data are no longer in the CPU's caches). Returns False
+        (nothing counted) when the row needs the general path."""
         try:
-            values = self._num_getter(row)
+            values = read(row)
             if prediction is not None:
                 if not self._n_outputs:
                     return False
@@ -254,12 +303,45 @@ class DriftMonitor:
                     values = values + tuple(prediction[n] for n in self._pred_names)
                 else:
                     return False
-            if not math.isfinite(sum(values)):
+            # A float start: an int too large for a float raises OverflowError here, rather
+            # than cancelling out in the sum and failing the bulk conversion later.
+            if not math.isfinite(sum(values, 0.0)):
                 return False
+            vector = None
+            if self._emb_dim:
+                vector = self._fast_vector(embedding)
+                if vector is None:
+                    return False
         except (KeyError, TypeError, OverflowError):
             return False
-        self.store.defer(values)
+        self.store.defer(values, vector)
         return True
+
+    def _fast_vector(self, v: Any) -> Any:
+        """A copy of a valid embedding (a tuple of a list, a float array of an array), or
+        ``None`` for the general path (which judges the vector: absent, the wrong length,
+        not finite numbers)."""
+        t = type(v)
+        if t is np.ndarray:
+            if v.ndim != 1 or v.dtype.kind != "f" or len(v) != self._emb_dim \
+                    or not math.isfinite(float(np.vdot(v, v))):
+                return None
+            return v.copy()
+        if t is not list or len(v) != self._emb_dim or not math.isfinite(sum(v, 0.0)):
+            return None
+        return tuple(v)
+
+    def _check_dimension(self, embedding: Any, reasons: Any, batch: bool) -> None:
+        """Log once when an embedding was counted ``wrong_type`` (``reasons``: the embedding
+        features' reason codes) for its dimension."""
+        if self._emb is None or "dimension" in self._warned or embedding is _ABSENT \
+                or WRONG_TYPE not in reasons:
+            return
+        got = self._derived.received_dimension(embedding, batch)
+        if got is not None:
+            self._warn_once("dimension", "promdrift: model %r: an embedding of %d dimensions, "
+                            "the baseline's have %d (counted as wrong_type; logged once)",
+                            self.model, got, self._emb.dim)
 
     def _count_error(self) -> None:
         try:
@@ -297,7 +379,7 @@ class DriftMonitor:
             return row.get(name, _ABSENT)
         return row[pos]
 
-    def _observe_row(self, row: Any, prediction: Any, mapping: bool) -> None:
+    def _observe_row(self, row: Any, prediction: Any, mapping: bool, embedding: Any) -> None:
         lay = self.layout
         if not mapping and len(row) != self._n_features:
             raise ValueError(f"row has {len(row)} values, the baseline has "
@@ -315,28 +397,50 @@ class DriftMonitor:
             if prow is not None and self._num_pred:
                 values = tuple(values) + tuple(self._get(prow, pmap, n, p)
                                                for n, p in self._num_pred)
-            fast = math.isfinite(sum(values))  # TypeError / OverflowError: not all numbers
+            fast = math.isfinite(sum(values, 0.0))  # TypeError / OverflowError: not numbers
         except (KeyError, TypeError, OverflowError):
             fast = False
         other: List[int] = []
-        if fast:
+        derived = self._derived
+        if fast and derived is None:
             x = np.fromiter(values, dtype=np.float64, count=len(values))
             below = x <= lay.edges_t[:, :len(x)]
         else:
-            if mapping:
-                values = [row.get(n, _ABSENT) for n in self._num_feat_names]
+            if fast:
+                x = np.fromiter(values, dtype=np.float64, count=len(values))
+                codes = None
             else:
-                values = [row[p] for p in self._num_feat_pos_list]
-            if prow is not None:
-                values += [self._get(prow, pmap, n, p) for n, p in self._num_pred]
-            x, bad = _numbers(values)
-            other += [lay.invalid_slot(i, r) for i, r in bad]
+                if mapping:
+                    values = [row.get(n, _ABSENT) for n in self._num_feat_names]
+                else:
+                    values = [row[p] for p in self._num_feat_pos_list]
+                if prow is not None:
+                    values += [self._get(prow, pmap, n, p) for n, p in self._num_pred]
+                x, bad = _numbers(values)
+                nu, nd = self._nu, self._nd
+                # columns of the numeric block: outputs come after the derived ones
+                other += [lay.invalid_slot(i if i < nu else i + nd, r) for i, r in bad]
+                nan = np.isnan(x)
+                if bad:
+                    nan[[i for i, _ in bad]] = False
+                other += [lay.invalid_slot(int(i) if i < nu else int(i) + nd, NAN)
+                          for i in np.flatnonzero(nan)]
+                other += [lay.invalid_slot(int(i) if i < nu else int(i) + nd, INF)
+                          for i in np.flatnonzero(np.isinf(x))]
+                codes = None
+                if derived is not None and bad:
+                    codes = [-1] * nu
+                    for i, r in bad:
+                        if i < nu:
+                            codes[i] = r
+            if derived is not None:
+                nu = self._nu
+                d, dbad = derived.row(x, codes, embedding)
+                x = np.concatenate((x[:nu], d, x[nu:]))
+                if dbad:
+                    other += [lay.invalid_slot(c, r) for c, r in dbad]
+                    self._check_dimension(embedding, [r for _, r in dbad[-1:]], batch=False)
             finite = np.isfinite(x)
-            nan = np.isnan(x)
-            if bad:
-                nan[[i for i, _ in bad]] = False
-            other += [lay.invalid_slot(int(i), NAN) for i in np.flatnonzero(nan)]
-            other += [lay.invalid_slot(int(i), INF) for i in np.flatnonzero(np.isinf(x))]
             below = (x <= lay.edges_t[:, :len(x)]) & finite
             x = np.where(finite, x, 0.0)
         # Categorical block.
@@ -356,7 +460,7 @@ class DriftMonitor:
                 other.append(lay.cat_offsets[j] + index.get(key, lay.cat_other[j]))
         self.store.add_row(below, x, other)
 
-    def _observe_batch(self, rows: Any, prediction: Any) -> None:
+    def _observe_batch(self, rows: Any, prediction: Any, embedding: Any) -> None:
         lay = self.layout
         n = len(rows)
         if n == 0:
@@ -390,35 +494,51 @@ class DriftMonitor:
             return [self._get(pr, isinstance(pr, Mapping), name, p) if pr is not None
                     else _SKIP for pr in prows]
 
-        # Numeric block: x is (rows, numeric columns), row-major.
+        # Numeric block: x is (rows, numeric columns), row-major: the user's numeric
+        # features, the derived ones, the numeric outputs when predictions were given.
         fn = len(lay.numeric) if prows is not None else lay.n_numeric_features
-        nf = lay.n_numeric_features
+        nu, nd = self._nu, self._nd
         premarked = None
+        codes = None  # reasons of user numeric values that are not numbers (derived inputs)
         other: List[int] = []
         fast_array = is_array and rows.dtype.kind in "fiub"
-        if fast_array and fn == nf and self._num_identity:
+        if fast_array and fn == nu and self._num_identity:
             x = np.asarray(rows, dtype=np.float64)
         else:
             x = np.empty((n, fn), dtype=np.float64)
             if fast_array:
-                x[:, :nf] = rows[:, self._num_feat_pos]
-            for i in range(nf if fast_array else 0, fn):
-                values, bad = _numbers(column(*self._num[i]))
+                x[:, :nu] = rows[:, self._num_feat_pos]
+            for role, name, p, i in self._num[nu if fast_array else 0:]:
+                if i >= fn:  # outputs, no predictions given
+                    break
+                values, bad = _numbers(column(role, name, p))
                 x[:, i] = values
                 if bad:
                     if premarked is None:
                         premarked = np.zeros((n, fn), dtype=bool)
+                    if nd and i < nu and codes is None:
+                        codes = np.full((n, nu), -1, dtype=np.int64)
                     for row_i, reason in bad:
                         premarked[row_i, i] = True
                         if reason >= 0:
                             other.append(lay.invalid_slot(i, reason))
+                            if nd and i < nu:
+                                codes[row_i, i] = reason
         incr = np.zeros(lay.size, dtype=np.float64)
+        if nd:
+            x[:, nu:nu + nd], groups = self._derived.batch(x, codes, embedding)
+            invalid = lay.derived_invalid(groups)
+            if invalid is not None:
+                incr += invalid
+                self._check_dimension(embedding, groups[-1][2], batch=True)
         if fn:
             finite = np.isfinite(x)
             if not finite.all():
                 nan = np.isnan(x)
                 if premarked is not None:
                     nan &= ~premarked
+                if nd:
+                    nan[:, nu:nu + nd] = False  # counted by reason above
                 slots = lay.invalid_base + np.arange(fn) * len(REASONS)
                 incr[slots + NAN] += nan.sum(0)
                 incr[slots + INF] += np.isinf(x).sum(0)

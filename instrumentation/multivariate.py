@@ -51,9 +51,10 @@ from the same procedure fitted on the other folds. All bin edges and counts come
 
 **Invalid rows.** A row whose inputs are not all finite numbers has no derived values; each
 derived feature counts it as invalid with the reason of its invalid inputs (``REASONS`` of
-``store``), the first in ``REASONS`` order when they differ (``missing`` before ``null``
+``values``), the first in ``REASONS`` order when they differ (``missing`` before ``null``
 before ``nan`` before ``inf`` before ``wrong_type``). An embedding that is not a 1-D
-sequence of exactly ``dim`` numbers is ``wrong_type``; ``None`` is ``null``; an element that
+sequence of exactly ``dim`` numbers is ``wrong_type``; ``None`` is ``null``; ``values.ABSENT``
+(no embedding given) is ``missing``; an element that
 is NaN / ±inf / None / not a number gives ``nan`` / ``inf`` / ``null`` / ``wrong_type``
 (first in ``REASONS`` order). Nothing here raises on a bad row or vector.
 
@@ -71,7 +72,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .columns import BaselineError, NumericColumn, column_from_dict as _column_from_dict
-from .values import INF, NAN, NULL, REASONS, WRONG_TYPE
+from .values import ABSENT, INF, MISSING, NAN, NULL, REASONS, WRONG_TYPE
 
 __all__ = ["Multivariate", "Embedding", "Reconstruction", "is_reserved", "reason_name",
            "RESERVED_PREFIXES",
@@ -635,6 +636,8 @@ class Embedding(Reconstruction):
             a = value
         elif value is None:
             return None, NULL
+        elif value is ABSENT:
+            return None, MISSING
         elif isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
             return None, WRONG_TYPE
         else:

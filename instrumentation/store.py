@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .columns import CategoricalColumn, Column, NumericColumn
+from .derived import Derived
 from .values import INF, MISSING, NAN, NULL, REASONS, WRONG_TYPE
 
 __all__ = ["Layout", "Block", "CounterStore", "REASONS", "FEATURE", "PREDICTION", "Labels",
@@ -79,13 +80,15 @@ def cumulative_counts(x: np.ndarray, edges_t: np.ndarray) -> np.ndarray:
 class Layout:
     """Slot positions of every counter of a baseline in one flat array.
 
-    Columns are the baseline's features followed by its prediction outputs, split into a
-    numeric block (**cumulative** bucket counts, as Prometheus exposes them, padded to a common
+    Columns are the baseline's features, its derived features (``Baseline.derived``: numeric,
+    role ``feature``) and its prediction outputs, split into a numeric block (**cumulative** bucket counts, as Prometheus exposes them, padded to a common
     width with ``+Inf`` edges and stored bucket-major, ``(width, columns)``, so that one
     broadcast compare of a row against ``edges_t`` is the row's whole increment; then one sum
     per column) and a
     categorical block (top-K categories plus ``__other__`` per column). Invalid counters come
-    last: one row of ``len(REASONS)`` slots per column, numeric columns first.
+    last: one row of ``len(REASONS)`` slots per column, numeric columns first. The numeric
+    block holds the user's numeric features, then the derived ones (:attr:`derived`, from
+    column ``derived.start``), then the numeric outputs.
     """
 
     INFERENCES = 0
@@ -93,7 +96,9 @@ class Layout:
 
     def __init__(self, baseline: Any):
         self.baseline = baseline
+        derived = tuple(getattr(baseline, "derived", ()))
         cols: List[Tuple[str, Column]] = ([(FEATURE, c) for c in baseline.features]
+                                          + [(FEATURE, c) for c in derived]
                                           + [(PREDICTION, c) for c in baseline.predictions])
         self.numeric: List[Tuple[str, NumericColumn]] = [
             (r, c) for r, c in cols if isinstance(c, NumericColumn)]
@@ -109,6 +114,11 @@ class Layout:
             self.edges[i, :len(c.edges)] = c.edges
         self.edges_t = np.ascontiguousarray(self.edges.T)
         self.n_numeric_features = sum(1 for r, _ in self.numeric if r == FEATURE)
+        #: the derived columns (``None`` without): where they sit, how they are computed
+        self.derived: Optional[Derived] = None
+        if derived:
+            user = [c.name for c in baseline.features if isinstance(c, NumericColumn)]
+            self.derived = Derived(baseline, user)
         self.n_edges = np.array([len(c.edges) for _, c in self.numeric], dtype=np.intp)
 
         pos = 2
@@ -141,6 +151,23 @@ class Layout:
                 "feat_sums": sums[:nf],
                 "row_buffer": np.empty((self.width, nf), dtype=np.float64),
                 "row_buffer_all": np.empty((self.width, fn), dtype=np.float64)}
+
+    def derived_invalid(self, groups: Sequence[Tuple[int, int, np.ndarray]]
+                        ) -> Optional[np.ndarray]:
+        """Increments of the invalid counters of the derived columns from
+        ``Derived.batch``'s per-group reasons (``None`` when every row was valid)."""
+        out = None
+        nr = len(REASONS)
+        for first, width, reasons in groups:
+            bad = reasons[reasons >= 0]
+            if not bad.size:
+                continue
+            if out is None:
+                out = np.zeros(self.size, dtype=np.float64)
+            per = np.bincount(bad, minlength=nr).astype(np.float64)
+            base = self.invalid_base + first * nr
+            out[base:base + width * nr] += np.tile(per, width)
+        return out
 
     def bucket_slot(self, column: int, bucket: int) -> int:
         """Slot of the cumulative count of bucket ``bucket`` of numeric column ``column``."""
@@ -281,16 +308,18 @@ class CounterStore:
                 self.counts[other_slots] += 1.0
             self.counts[Layout.INFERENCES] += 1.0
 
-    def defer(self, values: Tuple[float, ...]) -> None:
+    def defer(self, values: Tuple[float, ...], vector: Any = None) -> None:
         """Count one row of finite numbers (the first ``len(values)`` numeric columns of a
         drift layout) a little later, binned in bulk with the rows deferred with it: by
         :meth:`drain`, which :meth:`snapshot` calls first (a scrape always sees every row of
         its process), or by a background thread within :data:`DRAIN_INTERVAL` seconds (so
-        scrapes of other processes see it too)."""
-        q = self.deferred.get(len(values))
+        scrapes of other processes see it too). ``vector``: the row's embedding (a tuple or
+        a float array of finite numbers, not changed afterwards) for a layout with one."""
+        key = len(values) if vector is None else (len(values), "vector")
+        q = self.deferred.get(key)
         if q is None:
-            q = self.deferred.setdefault(len(values), collections.deque())
-        q.append(values)  # atomic: no lock on the request path
+            q = self.deferred.setdefault(key, collections.deque())
+        q.append(values if vector is None else (values, vector))  # atomic: no lock
         if len(q) >= MAX_DEFERRED:
             self.drain()
         elif self._drained_by != _pid:
@@ -300,18 +329,35 @@ class CounterStore:
         """Count the deferred rows now (a few numpy calls for all of them). Drains run one
         at a time, each to its end, so a snapshot never misses rows another thread took."""
         with self._drain_lock:  # appends never wait for it
-            for k, q in list(self.deferred.items()):
+            for key, q in list(self.deferred.items()):
                 n = len(q)
                 if not n:
                     continue
                 rows = [q.popleft() for _ in range(n)]  # later appends stay queued
+                vectors = None
+                if type(key) is tuple:  # rows with their embedding
+                    k = key[0]
+                    vectors = np.array([v for _, v in rows], dtype=np.float64)
+                    rows = [r for r, _ in rows]
+                else:
+                    k = key
                 x = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
                                 count=n * k).reshape(n, k)
-                below = cumulative_counts(x, self.layout.edges_t[:, :k])
-                total = x.sum(0)
+                invalid = None
+                derived = self.layout.derived
+                if derived is not None:  # the derived columns, in bulk
+                    x, groups = derived.complete(x, vectors)
+                    invalid = self.layout.derived_invalid(groups)
+                    if invalid is not None:
+                        x = np.where(np.isfinite(x), x, np.nan)
+                width = x.shape[1]
+                below = cumulative_counts(x, self.layout.edges_t[:, :width])
+                total = np.nansum(x, 0) if invalid is not None else x.sum(0)
                 with self.lock:
-                    self.buckets_t[:, :k] += below
-                    self.sums[:k] += total
+                    self.buckets_t[:, :width] += below
+                    self.sums[:width] += total
+                    if invalid is not None:
+                        self.counts += invalid
                     self.counts[Layout.INFERENCES] += n
 
     def add_batch(self, increments: np.ndarray, rows: int) -> None:

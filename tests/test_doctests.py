@@ -22,7 +22,7 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.quality", "promdrift.instrumentation.bias",
                  "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
                  "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
-                 "promdrift.instrumentation.multivariate",
+                 "promdrift.instrumentation.multivariate", "promdrift.instrumentation.derived",
                  "promdrift.exporter.service", "promdrift.exporter.client",
                  "promdrift.exporter.serve", "promdrift.exporter.stack",
                  "promdrift.exporter.trial", "promdrift.instrumentation.files",

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from promdrift.exporter.service import (UNSUPPORTED_TYPE, PayloadError, create_app, landing_page,
                                        parse_observations)
 from promdrift.instrumentation import Baseline, DriftMonitor
+from promdrift.instrumentation.values import ABSENT
 
 from exporter_helpers import samples
 
@@ -313,7 +314,7 @@ def test_create_app_rejects_a_model_twice(penguins_species):
 
 def test_parse_observations_directly():
     assert parse_observations(b'[{"features": {"a": 1}, "id": 7}, {"features": {}}]', False, 0,
-                              5) == ([{"a": 1}, {}], [None, None], [7, None])
+                              5) == ([{"a": 1}, {}], [None, None], [7, None], [ABSENT, ABSENT])
     with pytest.raises(PayloadError) as e:
         parse_observations(b"[]" + b" " * 3, True, 0, 5)
     assert e.value.status == 400 and e.value.field == "rows[0]"

@@ -16,7 +16,8 @@ from promdrift.instrumentation.multivariate import (
     reason_name)
 
 from conftest import PENGUINS_CSV, read_rows
-from drift_scenarios import breast_cancer, digits
+from drift_scenarios import breast_cancer, digits, reference_error as _reference_error, \
+    reference_pca as _reference_pca
 
 R = {name: code for code, name in enumerate(REASONS)}
 
@@ -40,21 +41,6 @@ def digit_vectors():
 @pytest.fixture(scope="module")
 def emb_model(digit_vectors):
     return Embedding.fit(digit_vectors)
-
-
-def _reference_pca(x, k, scaled=True):
-    """mean, scale, components (sign as documented), variances of an SVD of the rows."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) if scaled else np.ones(x.shape[1])
-    _, s, vt = np.linalg.svd((x - mean) / scale, full_matrices=False)
-    vt = vt[:k]
-    vt = vt * np.sign(vt[np.arange(k), np.argmax(np.abs(vt), axis=1)])[:, None]
-    return mean, scale, vt, s ** 2 / len(x)
-
-
-def _reference_error(x, mean, scale, vt):
-    z = (x - mean) / scale
-    return np.linalg.norm(z - (z @ vt.T) @ vt, axis=1)
 
 
 def _default_k(variances):
