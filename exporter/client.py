@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import requests
 import urllib3
@@ -53,8 +53,13 @@ class ExporterClient:
         ...     c.batch_size
         500
 
-    ``url``: the exporter's base URL. ``model``: the model name. ``token``: the bearer token
-    (``token_file`` reads it from a file). ``batch_size``: rows per request (at most the
+    ``url``: the exporter's base URL (``https://`` for an exporter with ``--web-config``'s
+    TLS). ``model``: the model name. ``token``: the bearer token (``token_file`` reads it
+    from a file). ``basic_auth``: ``(user, password)`` of the exporter's
+    ``basic_auth_users``. ``ca_file``: the CA bundle (PEM) that signed the exporter's
+    certificate (default: the system's). ``cert_file`` / ``key_file``: this client's
+    certificate and key (PEM), for an exporter that requires one (``client_ca_file``).
+    ``batch_size``: rows per request (at most the
     server's ``--max-rows``). ``timeout``: seconds per request. ``session``: a
     ``requests.Session`` to reuse (one is made otherwise).
     """
@@ -62,7 +67,9 @@ class ExporterClient:
     def __init__(self, url: str, model: str, *, token: Optional[str] = None,
                  token_file: Optional[str] = None, batch_size: int = 500, timeout: float = 10.0,
                  retries: int = 3, backoff: float = 0.2, retry_after_send: bool = True,
-                 session: Optional[requests.Session] = None):
+                 session: Optional[requests.Session] = None,
+                 basic_auth: Optional[Tuple[str, str]] = None, ca_file: Optional[str] = None,
+                 cert_file: Optional[str] = None, key_file: Optional[str] = None):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(retries, int) or retries < 0:
@@ -77,7 +84,20 @@ class ExporterClient:
         self.retries = retries
         self.backoff = backoff
         self.retry_after_send = retry_after_send
+        if token and basic_auth:
+            raise ValueError("give token or basic_auth, not both")
+        if key_file is not None and cert_file is None:
+            raise ValueError("key_file needs cert_file")
         self.session = session or requests.Session()
+        # per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
+        # session's verify
+        self._tls: Dict[str, Any] = {}
+        if ca_file is not None:
+            self._tls["verify"] = ca_file
+        if cert_file is not None:
+            self._tls["cert"] = (cert_file, key_file) if key_file else cert_file
+        if basic_auth is not None:
+            self.session.auth = tuple(basic_auth)
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -144,7 +164,9 @@ class ExporterClient:
             last = attempt == self.retries
             try:
                 resp = self.session.post(self.endpoint, data=body, headers=self.headers,
-                                         timeout=self.timeout)
+                                         timeout=self.timeout, **self._tls)
+            except requests.exceptions.SSLError as e:  # a certificate fails every time
+                raise ExporterError(f"TLS with {self.endpoint} failed: {e}") from e
             except requests.ConnectionError as e:
                 if last or (not _never_sent(e) and not self.retry_after_send):
                     raise ExporterError(f"exporter unreachable at {self.endpoint}: {e}") from e

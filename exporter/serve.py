@@ -1,14 +1,22 @@
-"""``promdrift exporter``: serve the exporter app with gunicorn (or werkzeug without it).
+"""``promdrift exporter``: serve the exporter app with promdrift's HTTP server, in gunicorn's
+worker processes.
 
-    promdrift exporter --baseline churn.json --baseline fraud.json --listen 127.0.0.1:9108 \\
-        --workers 4 --token-file /etc/promdrift/token
+    promdrift exporter --baseline churn.json --baseline fraud.json --listen 0.0.0.0:9108 \\
+        --workers 4 --token-file /etc/promdrift/token --web-config /etc/promdrift/web.yml
 
-With gunicorn installed (``pip install 'promdrift[server]'``) the app runs in ``--workers``
-processes (``gthread`` workers, ``--threads`` each) whose counts are merged through
-``PROMDRIFT_MULTIPROC_DIR`` (``--multiproc-dir``, or a temporary directory removed at exit),
-so every scrape reports exact totals, also across ``--max-requests`` worker restarts. Without
-gunicorn, ``--workers 1`` falls back to werkzeug's threaded server with a warning (fine for a
-laptop, not for production); more workers are refused. See docs/exporter.md.
+Each worker reads its connections on an asyncio event loop and runs the app in ``--threads``
+threads on complete requests only (``promdrift.exporter.server``): a client that sends
+slowly holds a connection slot, never a thread, and is answered 408 after
+``--read-timeout``; connections and buffered bodies are bounded (``--max-connections``,
+``--max-buffer``: 503 with ``Retry-After`` beyond). ``--web-config`` adds TLS and basic
+authentication (``promdrift.exporter.webconfig``, the exporter-toolkit's format). With
+gunicorn installed (``pip install 'promdrift[server]'``) the app runs in ``--workers``
+processes whose counts are merged through ``PROMDRIFT_MULTIPROC_DIR`` (``--multiproc-dir``,
+or a temporary directory removed at exit), so every scrape reports exact totals, also across
+``--max-requests`` worker restarts; SIGTERM drains them (``--graceful-timeout``). Without
+gunicorn, ``--workers 1`` falls back to werkzeug's threaded development server with a warning
+(fine for a laptop: it has no read timeouts or connection limits); more workers are refused.
+See docs/exporter.md.
 
     >>> parse_listen("127.0.0.1:9108"), parse_listen(":9108"), parse_listen("[::1]:80")
     (('127.0.0.1', 9108), ('127.0.0.1', 9108), ('::1', 80))
@@ -17,6 +25,7 @@ laptop, not for production); more workers are refused. See docs/exporter.md.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -50,7 +59,7 @@ def read_token(path: str) -> str:
 
 
 def make_app(baselines: List[str], token: Optional[str] = None,
-             labels_dir: Optional[str] = None, **limits: Any) -> Any:
+             labels_dir: Optional[str] = None, **options: Any) -> Any:
     """The exporter app for baseline files (one monitor each, in a registry of its own).
     ``labels_dir``: track labels, each model's waiting predictions in
     ``<labels_dir>/labels-<model>.sqlite3`` (``POST /v1/models/<model>/labels``)."""
@@ -63,7 +72,7 @@ def make_app(baselines: List[str], token: Optional[str] = None,
         os.makedirs(labels_dir, exist_ok=True)
         for m in monitors:
             m.track_labels(os.path.join(labels_dir, f"labels-{_file_safe(m.model)}.sqlite3"))
-    return create_app(monitors, token=token, **limits)
+    return create_app(monitors, token=token, **options)
 
 
 def _file_safe(name: str) -> str:
@@ -72,7 +81,9 @@ def _file_safe(name: str) -> str:
 
 def add_parser(sub: Any) -> None:
     """Add the ``exporter`` subcommand to the ``promdrift`` parser's subparsers."""
+    from .limits import Limits
     from .service import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS
+    limits = Limits()
     p = sub.add_parser(
         "exporter", help="serve the HTTP exporter (ingest rows, expose /metrics)",
         description="Serve /metrics for model servers that POST their rows to "
@@ -84,16 +95,34 @@ def add_parser(sub: Any) -> None:
                         "interface)")
     p.add_argument("--token-file", metavar="FILE",
                    help="file holding a bearer token that ingest requests must carry")
+    p.add_argument("--web-config", metavar="FILE",
+                   help="TLS (tls_server_config) and basic authentication (basic_auth_users, "
+                        "bcrypt) in the Prometheus exporter-toolkit format")
     p.add_argument("--protect-metrics", action="store_true",
-                   help="require the token on / and /metrics too")
+                   help="require the token or a basic-auth user on / and /metrics too")
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help=f"largest request body (default {DEFAULT_MAX_BODY})")
     p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
                    help=f"most observations per request (default {DEFAULT_MAX_ROWS})")
+    p.add_argument("--read-timeout", type=float, default=limits.read_timeout,
+                   metavar="SECONDS",
+                   help="time for a request's head, and then for its body, to arrive (408 "
+                        f"beyond; default {limits.read_timeout:g})")
+    p.add_argument("--max-connections", type=int, default=limits.max_connections, metavar="N",
+                   help="open connections per worker; more are answered 503 with Retry-After "
+                        f"(default {limits.max_connections})")
+    p.add_argument("--max-buffer", type=int, default=limits.max_buffer, metavar="BYTES",
+                   help="request body bytes a worker holds at once; more is answered 503 with "
+                        f"Retry-After (default {limits.max_buffer})")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--threads", type=int, default=limits.threads,
+                   help=f"threads per worker that run the app (default {limits.threads})")
     p.add_argument("--max-requests", type=int, default=0, metavar="N",
                    help="recycle a worker after N requests (default 0: never)")
+    p.add_argument("--graceful-timeout", type=float, default=limits.graceful_timeout,
+                   metavar="SECONDS",
+                   help="on SIGTERM, time the requests in flight have to finish (default "
+                        f"{limits.graceful_timeout:g})")
     p.add_argument("--labels-dir", metavar="DIR",
                    help="track delayed ground truth (POST /v1/models/<model>/labels): one "
                         "SQLite file of waiting predictions per model here, shared by the "
@@ -104,7 +133,8 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_exporter)
 
 
-def _gunicorn_app(factory: Callable[[], Any], options: Dict[str, Any]) -> Any:
+def _gunicorn_app(factory: Callable[[], Any], options: Dict[str, Any],
+                  server_options: Dict[str, Any]) -> Any:
     from gunicorn.app.base import BaseApplication
 
     class ExporterApplication(BaseApplication):
@@ -116,13 +146,31 @@ def _gunicorn_app(factory: Callable[[], Any], options: Dict[str, Any]) -> Any:
         def load(self) -> Any:
             return factory()
 
-    return ExporterApplication()
+    app = ExporterApplication()
+    app.server_options = server_options  # read by promdrift.exporter.worker.ExporterWorker
+    return app
+
+
+def flush_all() -> None:
+    """Write what this process's monitors queued and count their deferred rows (a stopping
+    exporter process)."""
+    from promdrift.instrumentation.monitor import shutdown_all
+    from promdrift.instrumentation.store import drain_all
+    shutdown_all()
+    drain_all()
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
     from promdrift.instrumentation import Baseline, BaselineError
     from promdrift.instrumentation import gunicorn as hooks
     from promdrift.instrumentation.multiprocess import ENV, check_directory
+
+    from .limits import Limits
+    from .webconfig import WebConfig
 
     try:
         host, port = parse_listen(args.listen)
@@ -133,31 +181,46 @@ def cmd_exporter(args: argparse.Namespace) -> int:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if args.max_requests < 0:
             raise ValueError("--max-requests must be 0 or more")
+        try:
+            limits = Limits(read_timeout=args.read_timeout, max_connections=args.max_connections,
+                            max_buffer=args.max_buffer, max_body=args.max_body,
+                            threads=args.threads, graceful_timeout=args.graceful_timeout)
+        except ValueError as e:
+            raise ValueError(f"--{str(e).replace('_', '-')}") from None
+        web = WebConfig.load(args.web_config) if args.web_config else WebConfig()
         models = [Baseline.load(path).model for path in args.baseline]  # fail fast, in the master
         if len(set(models)) != len(models):
             raise ValueError(f"two baselines have the same model name: {sorted(models)}")
     except (OSError, ValueError, BaselineError) as e:
         print(f"promdrift: error: {e}", file=sys.stderr)
         return 2
-    limits = {"max_body": args.max_body, "max_rows": args.max_rows,
-              "protect_metrics": args.protect_metrics}
+    if (token or web.users) and not web.tls and not _loopback(host):
+        print(f"promdrift: warning: credentials and rows reach {host} in clear text; add "
+              "tls_server_config to --web-config (docs/exporter.md)", file=sys.stderr)
+    options = {"max_body": args.max_body, "max_rows": args.max_rows,
+               "protect_metrics": args.protect_metrics}
 
     def factory() -> Any:
-        return make_app(args.baseline, token, labels_dir=args.labels_dir, **limits)
+        return make_app(args.baseline, token, labels_dir=args.labels_dir,
+                        basic_auth=web.basic_auth(), **options)
 
+    scheme = "https" if web.tls else "http"
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         import gunicorn  # noqa: F401
     except ImportError:
-        if args.workers > 1:
-            print("promdrift: error: several workers need gunicorn: pip install "
-                  "'promdrift[server]' (or pass --workers 1 for a development server)",
+        if args.workers > 1 or args.max_requests:
+            print("promdrift: error: several workers and --max-requests need gunicorn: pip "
+                  "install 'promdrift[server]' (or pass --workers 1 for a development server)",
                   file=sys.stderr)
             return 2
         print("promdrift: warning: gunicorn is not installed; serving with werkzeug's "
-              "development server (one process, threaded). pip install 'promdrift[server]' "
-              "for production.", file=sys.stderr)
+              "development server (one process, threaded, no read timeouts or connection "
+              "limits). pip install 'promdrift[server]' for production.", file=sys.stderr)
         from werkzeug.serving import run_simple
-        run_simple(host, port, factory(), threaded=True)
+        context = web.ssl_context()
+        run_simple(host, port, factory(), threaded=True,
+                   **({"ssl_context": context} if context is not None else {}))
         return 0
 
     made, master = None, os.getpid()
@@ -166,16 +229,19 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         directory = made = tempfile.mkdtemp(prefix="promdrift-multiproc-")
     try:
         os.environ[ENV] = check_directory(directory)
-        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        options = {"bind": [bind], "workers": args.workers, "threads": args.threads,
-                   "worker_class": "gthread", "max_requests": args.max_requests,
-                   "max_requests_jitter": args.max_requests // 10,
-                   "on_starting": hooks.on_starting, "child_exit": hooks.child_exit,
-                   "proc_name": "promdrift-exporter", "errorlog": "-",
-                   "control_socket_disable": True}
-        print(f"promdrift: exporter for {', '.join(models)} on http://{bind}/ "
+        gunicorn_options = {
+            "bind": [bind], "workers": args.workers, "threads": args.threads,
+            "worker_class": "promdrift.exporter.worker.ExporterWorker",
+            "max_requests": args.max_requests,
+            "max_requests_jitter": args.max_requests // 10,
+            "graceful_timeout": math.ceil(args.graceful_timeout),  # gunicorn's is whole seconds
+            "on_starting": hooks.on_starting, "child_exit": hooks.child_exit,
+            "worker_exit": hooks.worker_exit,
+            "proc_name": "promdrift-exporter", "errorlog": "-",
+            "control_socket_disable": True}
+        print(f"promdrift: exporter for {', '.join(models)} on {scheme}://{bind}/ "
               f"({args.workers} workers)", file=sys.stderr)
-        _gunicorn_app(factory, options).run()
+        _gunicorn_app(factory, gunicorn_options, {"limits": limits, "web_config": web}).run()
     except ValueError as e:
         print(f"promdrift: error: {e}", file=sys.stderr)
         return 2

@@ -41,17 +41,20 @@ import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.exposition import PromdriftCollector, metrics_text
 from promdrift.instrumentation.flask import CONTENT_TYPE
 from promdrift.instrumentation.outcomes import labels_handler
 from promdrift.instrumentation.values import ABSENT
+
+from .metrics import INGEST_ROUTES, METRICS_KEY, ExporterMetrics, route_of
 
 __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
            "nesting_depth", "bearer_matches", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS",
@@ -93,20 +96,29 @@ def bearer_matches(header: str, token: bytes) -> bool:
     return hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token)
 
 
+#: The ``reason`` (``promdrift_exporter_rejected_total``) of a refusal with each status.
+_REASON_OF = {400: "bad_payload", 401: "unauthorized", 404: "unknown_model",
+              405: "method_not_allowed", 409: "not_tracking_labels", 413: "body_too_large",
+              415: "unsupported_type"}
+
+
 class PayloadError(Exception):
     """A request the exporter refuses: HTTP ``status``, a fixed ``message`` and the ``field``
-    path (``rows[3].features``). Neither ever contains a payload value.
+    path (``rows[3].features``). Neither ever contains a payload value. ``reason`` is what
+    ``promdrift_exporter_rejected_total`` counts it as (by default the status's).
 
         >>> e = PayloadError(400, "must be an object of feature values", "rows[3].features")
-        >>> e.response().status_code, e.response().get_json()["field"]
-        (400, 'rows[3].features')
+        >>> e.response().status_code, e.response().get_json()["field"], e.reason
+        (400, 'rows[3].features', 'bad_payload')
     """
 
-    def __init__(self, status: int, message: str, field: Optional[str] = None):
+    def __init__(self, status: int, message: str, field: Optional[str] = None,
+                 reason: Optional[str] = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.reason = reason or _REASON_OF.get(status, "bad_payload")
 
     def response(self) -> Response:
         body: Dict[str, Any] = {"error": self.message}
@@ -175,7 +187,7 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
             if line.strip(" \t\r"):  # JSON's whitespace
                 if len(rows) >= max_rows:
                     raise PayloadError(413, f"more than {max_rows} observations in one request",
-                                       "rows")
+                                       "rows", "too_many_rows")
                 rows.append(_loads(line, f"rows[{len(rows)}]"))
     else:
         doc = _loads(text, "body")
@@ -186,7 +198,8 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
         else:
             raise PayloadError(400, "must be an observation object or an array of them", "body")
     if len(rows) > max_rows:
-        raise PayloadError(413, f"more than {max_rows} observations in one request", "rows")
+        raise PayloadError(413, f"more than {max_rows} observations in one request", "rows",
+                           "too_many_rows")
     features: List[Dict[str, Any]] = []
     predictions: List[Any] = []
     ids: List[Any] = []
@@ -238,14 +251,19 @@ def landing_page(monitors: Iterable[DriftMonitor]) -> str:
 
 def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional[str] = None,
                max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
-               protect_metrics: bool = False, import_name: str = "promdrift_exporter") -> Flask:
+               protect_metrics: bool = False, import_name: str = "promdrift_exporter",
+               basic_auth: Optional[Any] = None,
+               metrics: Optional[ExporterMetrics] = None) -> Flask:
     """The exporter's Flask app for ``monitors`` (``DriftMonitor`` objects, one per model).
 
     ``token``: when set, every ingest request (and, with ``protect_metrics``, every other
-    endpoint) must carry ``Authorization: Bearer <token>`` (the scheme in any case, the token
-    compared in constant time; 401 otherwise). ``max_body``: bytes per request body (413 beyond). ``max_rows``: observations
-    per request (413 beyond). ``/metrics`` renders the monitors' registry when they share one,
-    else just their families.
+    endpoint but ``/healthz``) must carry ``Authorization: Bearer <token>`` (the scheme in any
+    case, the token compared in constant time; 401 otherwise). ``basic_auth``: a
+    ``webconfig.BasicAuth`` whose users are accepted as well (with or without a token).
+    ``max_body``: bytes per request body (413 beyond). ``max_rows``: observations per
+    request (413 beyond). ``/metrics`` renders the monitors' registry when they share one,
+    else just their families, and the exporter's own (``metrics``, an ``ExporterMetrics``
+    made for the models when not given; kept in ``app.extensions["promdrift.exporter"]``).
     """
     ms = list(monitors.values()) if isinstance(monitors, Mapping) else list(monitors)
     by_model: Dict[str, DriftMonitor] = {}
@@ -263,18 +281,26 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
     registries = {id(m.registry) for m in ms}
     shared = ms[0].registry if ms and len(registries) == 1 else None
     collector = PromdriftCollector(ms)
+    own = metrics if metrics is not None else ExporterMetrics(by_model)
+    challenges = (['Bearer realm="promdrift"'] if expected is not None else []) + (
+        ['Basic realm="promdrift", charset="UTF-8"'] if basic_auth is not None else [])
 
     app = Flask(import_name)
     app.config["MAX_CONTENT_LENGTH"] = max_body
+    app.extensions[METRICS_KEY] = own
 
     def authorized() -> bool:
-        if expected is None:
+        if not challenges:
             return True
-        return bearer_matches(request.headers.get("Authorization", ""), expected)
+        header = request.headers.get("Authorization", "")
+        if expected is not None and bearer_matches(header, expected):
+            return True
+        return basic_auth is not None and basic_auth.check(header)
 
     def denied() -> Response:
-        resp = PayloadError(401, "missing or wrong bearer token").response()
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="promdrift"'
+        resp = PayloadError(401, "missing or wrong credentials").response()
+        for challenge in challenges:
+            resp.headers.add("WWW-Authenticate", challenge)
         return resp
 
     def served(model: str) -> DriftMonitor:
@@ -287,9 +313,30 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
     def read_body() -> bytes:
         """The request body, read no further than ``max_body`` + 1 bytes (413 beyond)."""
         body = request.stream.read(max_body + 1)
+        g.body_bytes = len(body)
         if len(body) > max_body:
             raise PayloadError(413, f"request body larger than {max_body} bytes")
         return body
+
+    def refused(e: PayloadError) -> Response:
+        log.debug("promdrift exporter: %d on %s: %s", e.status, request.path, e.message)
+        g.reason = e.reason
+        return e.response()
+
+    @app.before_request
+    def started() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def counted(response: Response) -> Response:
+        route = route_of(request.path)
+        own.answered(route, response.status_code,
+                     seconds=time.perf_counter() - g.get("started", time.perf_counter()),
+                     body_bytes=g.get("body_bytes"))
+        if route in INGEST_ROUTES and response.status_code != 200:
+            own.refused(route, g.get("reason") or _REASON_OF.get(response.status_code,
+                                                                  "bad_payload"))
+        return response
 
     @app.get("/")
     def index() -> Any:
@@ -298,11 +345,11 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
         return Response(landing_page(ms), content_type="text/html; charset=utf-8")
 
     @app.get("/metrics")
-    def metrics() -> Any:
+    def metrics_page() -> Any:
         if protect_metrics and not authorized():
             return denied()
         text = metrics_text(shared) if shared is not None else collector.render().encode()
-        return Response(text, content_type=CONTENT_TYPE)
+        return Response(text + own.render().encode(), content_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -323,8 +370,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             features, predictions, ids, embeddings = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
         except PayloadError as e:
-            log.debug("promdrift exporter: %d on %s: %s", e.status, request.path, e.message)
-            return e.response()
+            return refused(e)
         if not features:
             pass
         elif monitor.plugins and any(i is not None for i in ids):
@@ -338,6 +384,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             given = any(p is not None for p in predictions)
             vectors = embeddings if any(e is not ABSENT for e in embeddings) else ABSENT
             monitor.observe(features, predictions if given else None, embedding=vectors)
+        own.rows("observations", model, len(features))
         return _json({"accepted": len(features)})
 
     @app.post("/v1/models/<model>/labels")
@@ -350,8 +397,12 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
             monitor = served(model)
             body = read_body()
         except PayloadError as e:
-            return e.response()
+            return refused(e)
         status, answer = labels_handler(monitor, body, request.content_type)
+        if status == 200:
+            own.rows("labels", model, int(answer.get("received", 0)))
+        elif status == 413:
+            g.reason = "too_many_rows"
         return _json(answer, status)
 
     @app.errorhandler(404)

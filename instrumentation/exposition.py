@@ -134,6 +134,17 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
                  "against the baseline ranking (1 = same ranking); absent without live "
                  "attributions or a baseline ranking."),
     "promdrift_baseline_attribution": ("gauge", "Baseline mean |attribution| of a feature."),
+    # The standalone exporter's own (promdrift.exporter.metrics)
+    "promdrift_exporter_requests": (
+        "counter", "Requests the exporter answered, by route and status code."),
+    "promdrift_exporter_rejected": (
+        "counter", "Ingest requests refused whole (none of their rows counted), by reason."),
+    "promdrift_exporter_rows": (
+        "counter", "Rows of accepted ingest requests (observations, labels), by model."),
+    "promdrift_exporter_request_duration_seconds": (
+        "histogram", "Seconds from a complete request to its answer, by route."),
+    "promdrift_exporter_request_body_bytes": (
+        "histogram", "Body sizes of ingest requests in bytes, by route."),
 }
 
 

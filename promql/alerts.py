@@ -147,6 +147,14 @@ def alert_rules(config: RulesConfig) -> List[Rule]:
                 "description": f"{model}: {{{{ printf \"%.0f\" $value }}}} errors inside "
                                f"promdrift's observe() in {last_fast}; the affected rows are "
                                f"missing from the drift statistics."}),
+        Rule(alert="PromdriftExporterRejectionsHigh", labels={"severity": "warning"}, expr=(
+            f"route:promdrift_exporter_rejected:ratio_rate{fw} > {n(t.exporter_rejected_ratio_max)}"),
+            annotations={
+                "summary": "The promdrift exporter refuses many ingest requests.",
+                "description": f"Exporter route {{{{ $labels.route }}}}{kept}: "
+                               f"{{{{ $value | humanizePercentage }}}} of the ingest requests "
+                               f"of {last_fast} were refused whole (none of their rows "
+                               f"counted); promdrift_exporter_rejected_total tells why."}),
         Rule(alert="PromdriftBaselineInconsistent", labels={"severity": "warning"}, expr=(
             f"count by ({e.by('model')}) (group by ({e.by('model', 'digest')}) "
             f"({e.sel('promdrift_baseline_info')})) > 1"),

@@ -47,6 +47,7 @@ ALERT_NAMES: Dict[str, str] = {
     "PromdriftInvalidValuesHigh": "10m",
     "PromdriftBaselineMissing": "15m",
     "PromdriftInstrumentationErrors": "15m",
+    "PromdriftExporterRejectionsHigh": "10m",
     "PromdriftBaselineInconsistent": "30m",
     "PromdriftModelQualityDegraded": "15m",
     "PromdriftBiasDrift": "15m",
@@ -59,7 +60,7 @@ DEFAULT_RUNBOOK_URL = "https://github.com/promdrift/promdrift/blob/main/docs/run
 RESERVED_LABELS = frozenset({
     "model", "model_version", "feature", "output", "le", "category", "class", "reason",
     "upper", "lower", "actual", "predicted", "facet", "group", "metric", "digest", "created",
-    "schema_version", "status", "kind", "alertname", "severity",
+    "schema_version", "status", "kind", "alertname", "severity", "route", "code",
 })
 
 #: option -> (default, meaning), in documentation order.
@@ -67,7 +68,8 @@ OPTIONS: Dict[str, Tuple[Any, str]] = {
     "windows": (("5m", "1h"), "the windows statistics are recorded for; each gets its own "
                 "rule groups (promdrift-<window>, promdrift-quality-<window>)"),
     "alert_window": ("1h", "the window the distribution, quality, bias alerts read"),
-    "fast_window": ("5m", "the window the invalid-value and instrumentation-error alerts read"),
+    "fast_window": ("5m", "the window the invalid-value, instrumentation-error and exporter-"
+                    "rejection alerts read"),
     "keep_labels": ((), "target labels kept besides model / feature (e.g. cluster, "
                     "namespace, env): statistics are computed per value of them instead of "
                     "pooling every target serving a model"),
@@ -76,8 +78,8 @@ OPTIONS: Dict[str, Tuple[Any, str]] = {
     "thresholds": ({}, "threshold overrides (promdrift.instrumentation.spec.SETTINGS)"),
     "for": ({}, "pending duration per alert name ('*' for every alert)"),
     "intervals": ({}, "evaluation interval per window's groups (null: the global "
-                  "evaluation_interval); by default windows of 1h or more are evaluated every "
-                  "1m, of 1d or more every 5m, shorter ones at the global interval"),
+                  "evaluation_interval); by default every 1m, windows of 1d or more every "
+                  "5m"),
     "runbook_url": (DEFAULT_RUNBOOK_URL, "runbook link of every alert; {alert} is the alert "
                     "name, {anchor} its lower-cased name"),
     "time_scale": (1.0, "divide every duration (window ranges, for:, intervals) by this, to "
@@ -338,7 +340,10 @@ class RulesConfig:
             dur = self.intervals[window]
         else:
             secs = parse_duration(window)
-            dur = "5m" if secs >= 86400 else "1m" if secs >= 3600 else None
+            # every minute, whatever the engine's global interval: a 5m window evaluated every
+            # 15 s costs four times as much for alerts that wait minutes anyway
+            # (benchmarks/README.md, "Rule evaluation")
+            dur = "5m" if secs >= 86400 else "1m"
         return None if dur is None else format_duration(self.seconds(dur))
 
     def runbook(self, alert: str) -> str:

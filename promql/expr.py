@@ -358,6 +358,15 @@ class Expressions:
     def instrumentation_errors(self, w: str) -> str:
         return self.summed('increase', 'promdrift_instrumentation_errors_total', ('model',), w)
 
+    def exporter_rejected_ratio(self, w: str) -> str:
+        """Share of the standalone exporter's ingest requests refused whole, by route (absent
+        without ingest requests)."""
+        ingest = 'route=~"observations|labels"'
+        return (f"{self.summed('rate', 'promdrift_exporter_rejected_total', ('route',), w)}\n"
+                f"/ on ({self.by('route')})\n"
+                f"({self.summed('rate', 'promdrift_exporter_requests_total', ('route',), w, ingest)}"
+                f" > 0)")
+
     # ------------------------------------------------------------------ quality
     def _o(self, *extra: str) -> str:
         return self.by('model', 'output', *extra)

@@ -110,6 +110,8 @@ def drift_rules(e: Expressions, w: str) -> List[Rule]:
              doc="its no-drift value"),
         Rule(e.instrumentation_errors(w), f"model:promdrift_instrumentation_errors:increase{w}",
              doc="errors inside observe() in the window"),
+        Rule(e.exporter_rejected_ratio(w), f"route:promdrift_exporter_rejected:ratio_rate{w}",
+             doc="share of the standalone exporter's ingest requests refused whole"),
     ]
     return rules
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -16,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integration.servers import free_port, wait_until
 
-__all__ = ["samples", "assert_same_counts", "post_all", "post_each", "GunicornProcess",
-           "free_port", "wait_until", "BIN", "TIMING"]
+__all__ = ["samples", "drift_samples", "OWN", "assert_same_counts", "post_all", "post_each",
+           "GunicornProcess", "free_port", "wait_until", "BIN", "TIMING", "make_certs"]
 
 BIN = os.path.dirname(sys.executable)
 
@@ -36,13 +37,24 @@ def samples(text: str) -> Dict[Key, float]:
 
 
 def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 10.0,
-         headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
+         headers: Optional[Dict[str, str]] = None, context: Any = None) -> Tuple[int, bytes]:
+    """``(status, body)`` of one request (``context``: an ``ssl.SSLContext`` for https)."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+#: Prefix of the exporter's own families (requests, rejections, rows, durations, body sizes):
+#: an in-process reference monitor has none of them.
+OWN = "promdrift_exporter_"
+
+
+def drift_samples(text: str) -> Dict[Key, float]:
+    """:func:`samples` of ``text`` without the exporter's own families (:data:`OWN`)."""
+    return {k: v for k, v in samples(text).items() if not k[0].startswith(OWN)}
 
 
 #: Families whose values depend on when things happened (label delays) or on one process
@@ -54,9 +66,10 @@ TIMING = ("promdrift_quality_label_delay_seconds", "promdrift_attribution_window
 def assert_same_counts(text: str, reference: Any) -> Dict[Key, float]:
     """``text`` has exactly the samples of ``reference.render()``: every count equal, float
     sums within a relative 1e-9 (their order of additions differs); of the :data:`TIMING`
-    families only the ``_count``. Returns ``text``'s."""
+    families only the ``_count``; the exporter's own families are left out. Returns
+    ``text``'s."""
     import pytest
-    got, want = samples(text), samples(reference.render())
+    got, want = drift_samples(text), samples(reference.render())
     assert got.keys() == want.keys()
     for key, value in want.items():
         if key[0].startswith(TIMING) and not key[0].endswith("_count"):
@@ -150,13 +163,17 @@ def post_all(port: int, parts: List[List[bytes]], path: str, timeout: float = 30
 
 class GunicornProcess:
     """A server process (``promdrift exporter`` or ``gunicorn``) on a free 127.0.0.1 port,
-    stopped (SIGTERM, then SIGKILL) through its own Popen handle by the ``with`` block."""
+    stopped (SIGTERM, then SIGKILL) through its own Popen handle by the ``with`` block.
+    ``context``: an ``ssl.SSLContext`` trusting the server's certificate (``url`` is then
+    https)."""
 
     def __init__(self, argv: List[str], port: int, env: Optional[Dict[str, str]] = None,
-                 log_path: Optional[str] = None, ready_path: str = "/healthz"):
+                 log_path: Optional[str] = None, ready_path: str = "/healthz",
+                 context: Any = None):
         self.argv = argv
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.context = context
+        self.url = f"{'https' if context is not None else 'http'}://127.0.0.1:{port}"
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_path
         self.ready_path = ready_path
@@ -170,7 +187,8 @@ class GunicornProcess:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log()}")
-            return http("GET", self.url + self.ready_path, timeout=2)[0] == 200
+            return http("GET", self.url + self.ready_path, timeout=2,
+                        context=self.context)[0] == 200
 
         wait_until(ready, timeout=60, what=f"{self.argv[0]} on port {self.port}")
         return self
@@ -201,3 +219,28 @@ def wait_for_workers(log_path: str, count: int, timeout: float = 60) -> None:
     wait_until(booted, timeout=timeout, what=f"{count} workers booted")
 
 
+def openssl(*args: str, cwd: Any) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certs(directory: Any, names: Tuple[str, ...] = ()) -> pathlib.Path:
+    """Make, with ``openssl`` (EC keys: fast), in ``directory``: a CA (``ca.crt``,
+    ``ca.key``), a server certificate for 127.0.0.1, localhost and the DNS ``names``
+    (``server.crt``, ``server.key``) and a client certificate (``client.crt``,
+    ``client.key``), both signed by the CA, and a certificate of another CA
+    (``other-ca.crt``). Callers skip when ``shutil.which("openssl")`` is None."""
+    d = pathlib.Path(directory)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days",
+                "2", "-subj", f"/CN=promdrift test {ca}", cwd=d)
+    sans = ",".join(["IP:127.0.0.1", "DNS:localhost"] + [f"DNS:{n}" for n in names])
+    (d / "server.ext").write_text(f"subjectAltName={sans}\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
+                f"/CN=promdrift test {name}", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile",
+                f"{name}.ext", cwd=d)
+    return d

@@ -11,16 +11,25 @@
 - The pieces fit: selectors match labels, ports are named alike, every mounted file is the
   one the exporter's arguments read, and those arguments start a real exporter that answers
   the probes and counts a row.
+- The exporter comes in two variants, plain HTTP (exporter.yaml, servicemonitor.yaml) and
+  HTTPS served by the exporter itself (exporter-tls.yaml, servicemonitor-tls.yaml). Both get
+  every check above, the HTTPS one with a certificate made by openssl here; and the HTTPS
+  one with its TLS parts taken out must equal the plain one, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import os
 import re
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
+from http.client import HTTPConnection, HTTPSConnection
 
 import jsonschema
 import kubernetes_validate
@@ -29,8 +38,9 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from promdrift.exporter.cli import build_parser
+from promdrift.exporter.webconfig import WebConfig
 
-from exporter_helpers import GunicornProcess, free_port, http, samples
+from exporter_helpers import GunicornProcess, free_port, http, make_certs, samples
 from promql import PROMTOOLS
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -40,6 +50,10 @@ PROMETHEUS_RULE = os.path.join(ROOT, "promql", "prometheusrule.yaml")
 MANIFESTS = sorted(glob.glob(os.path.join(DEPLOY, "*.yaml")))
 #: the Kubernetes versions kubernetes-validate ships schemas for: oldest and newest
 VERSIONS = sorted({all_versions()[0], all_versions()[-1]})
+#: The exporter's variants: the files of its Deployment and Service (and, for HTTPS, its web
+#: config Secret), and of the ServiceMonitor scraping them.
+VARIANTS = {"http": ("exporter.yaml", "servicemonitor.yaml"),
+            "https": ("exporter-tls.yaml", "servicemonitor-tls.yaml")}
 
 
 def documents(path):
@@ -56,6 +70,16 @@ def resources():
 def by_kind(kind):
     found = [d for _, d in resources() if d["kind"] == kind]
     assert found, f"no {kind} in deploy/"
+    return found
+
+
+def variant(name):
+    """``kind -> resource`` of one exporter variant's files (one resource of each kind)."""
+    found = {}
+    for file in VARIANTS[name]:
+        for doc in documents(os.path.join(DEPLOY, file)):
+            assert doc["kind"] not in found, f"two {doc['kind']} in {VARIANTS[name]}"
+            found[doc["kind"]] = doc
     return found
 
 
@@ -86,7 +110,10 @@ def unknown_fields(value, schema, path="$"):
 
 def test_every_manifest_is_checked():
     kinds = sorted(d["kind"] for _, d in resources())
-    assert kinds == ["Deployment", "PodMonitor", "PrometheusRule", "Service", "ServiceMonitor"]
+    assert kinds == ["Deployment", "Deployment", "PodMonitor", "PrometheusRule", "Secret",
+                     "Service", "Service", "ServiceMonitor", "ServiceMonitor"]
+    exporter_files = {n for n, d in resources() if d["kind"] in ("Deployment", "ServiceMonitor")}
+    assert exporter_files == {os.path.join("deploy", f) for v in VARIANTS.values() for f in v}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -99,13 +126,12 @@ def test_kubernetes_kinds_validate_strictly(version):
             continue
         kubernetes_validate.validate(doc, version, strict=True)
         checked += 1
-    assert checked == 2
+    assert checked == 5
 
 
 def test_strict_validation_catches_a_misspelt_field():
     """The check above can fail: a field Kubernetes does not know is an error."""
-    (deployment,) = by_kind("Deployment")
-    bad = json.loads(json.dumps(deployment))
+    bad = copy.deepcopy(variant("https")["Deployment"])
     bad["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
         kubernetes_validate.validate(bad, VERSIONS[-1], strict=True)
@@ -149,23 +175,29 @@ def matches(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_selectors_and_ports_fit():
-    (deployment,) = by_kind("Deployment")
-    (service,) = by_kind("Service")
-    (monitor,) = by_kind("ServiceMonitor")
+@pytest.mark.parametrize("name", VARIANTS)
+def test_selectors_and_ports_fit(name):
+    found = variant(name)
+    deployment, service, monitor = (found[k] for k in ("Deployment", "Service", "ServiceMonitor"))
     pod = deployment["spec"]["template"]
     assert matches(deployment["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
     assert matches(service["spec"]["selector"], pod["metadata"]["labels"])
     assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     (container,) = pod["spec"]["containers"]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)
+    ((port, number),) = ((p["name"], p["containerPort"]) for p in container["ports"])
+    assert port == name  # the protocol in the port's name, as service meshes read it
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [port]
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= \
         {p["name"] for p in service["spec"]["ports"]}
+    assert all(e.get("scheme", "http") == name for e in monitor["spec"]["endpoints"])
     listen = next(a for a in container["args"] if a.startswith("--listen="))
-    assert listen == f"--listen=0.0.0.0:{ports['http']}"
+    assert listen == f"--listen=0.0.0.0:{number}"
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] in ports
+        assert container[probe]["httpGet"]["port"] == port
+        assert container[probe]["httpGet"].get("scheme", "HTTP") == name.upper()
+
+
+def test_podmonitor_fits_its_example():
     (podmonitor,) = by_kind("PodMonitor")
     selector = podmonitor["spec"]["selector"]["matchLabels"]
     with open(os.path.join(DEPLOY, "podmonitor.yaml"), encoding="utf-8") as f:
@@ -177,8 +209,7 @@ def test_selectors_and_ports_fit():
 
 
 def container_files(deployment):
-    """``container path -> (volume kind, volume source name, key)`` of every mounted file
-    the exporter's arguments name."""
+    """The Deployment's one container and its ``mount path -> volume``."""
     spec = deployment["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -186,12 +217,27 @@ def container_files(deployment):
     return container, mounts
 
 
-def test_the_exporter_arguments_are_its_own_and_read_mounted_files():
+def readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def web_config_text(found, args):
+    """The web config file ``--web-config`` names: the key of the variant's Secret."""
+    secret = found["Secret"]
+    return secret["stringData"][os.path.basename(args.web_config)]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_exporter_arguments_are_its_own_and_read_mounted_files(name):
     """Every argument is one `promdrift exporter` takes (parsed by its own parser), and
     every file or directory it names is mounted: the baseline from the ConfigMap, the token
     from the Secret (the names the README's kubectl commands create), the counts directory
-    writable."""
-    (deployment,) = by_kind("Deployment")
+    writable; with --web-config, the web config from its Secret and the certificate files it
+    names from the TLS Secret the ServiceMonitor takes the CA from. The pod's grace period
+    outlasts --graceful-timeout."""
+    found = variant(name)
+    deployment, monitor = found["Deployment"], found["ServiceMonitor"]
     container, mounts = container_files(deployment)
     args = build_parser().parse_args(container["command"][1:] + container["args"])
     assert args.command == "exporter" and container["command"][0] == "promdrift"
@@ -199,46 +245,176 @@ def test_the_exporter_arguments_are_its_own_and_read_mounted_files():
     assert mounts[os.path.dirname(baseline)]["configMap"]["name"] == "promdrift-baselines"
     assert mounts[os.path.dirname(args.token_file)]["secret"]["secretName"] == "promdrift-token"
     assert "emptyDir" in mounts[args.multiproc_dir]
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > \
+        args.graceful_timeout
+    text = readme()
     assert (f"kubectl create configmap promdrift-baselines --from-file="
-            f"{os.path.basename(baseline)}") in readme
+            f"{os.path.basename(baseline)}") in text
     assert (f"kubectl create secret generic promdrift-token --from-file="
-            f"{os.path.basename(args.token_file)}=") in readme
+            f"{os.path.basename(args.token_file)}=") in text
+    (endpoint,) = monitor["spec"]["endpoints"]
+    if args.protect_metrics:  # the scrape sends the token
+        assert endpoint["authorization"]["credentials"] == \
+            {"name": "promdrift-token", "key": os.path.basename(args.token_file)}
+    if name == "http":
+        assert args.web_config is None and "Secret" not in found
+        return
+    web_mount = mounts[os.path.dirname(args.web_config)]
+    assert web_mount["secret"]["secretName"] == found["Secret"]["metadata"]["name"]
+    tls = yaml.safe_load(web_config_text(found, args))["tls_server_config"]
+    (tls_dir,) = {os.path.dirname(tls[k]) for k in ("cert_file", "key_file")}
+    tls_secret = mounts[tls_dir]["secret"]["secretName"]
+    ca = endpoint["tlsConfig"]["ca"]["secret"]
+    assert ca["name"] == tls_secret
+    # the TLS Secret's keys, as the README's kubectl command (and cert-manager) writes them
+    command = (f"kubectl create secret generic {tls_secret} --type=kubernetes.io/tls "
+               f"--from-file=tls.crt=./tls.crt --from-file=tls.key=./tls.key "
+               f"--from-file={ca['key']}=./{ca['key']}")
+    assert command in " ".join(text.replace("\\\n", " ").split())
+    assert [os.path.basename(tls[k]) for k in ("cert_file", "key_file")] == \
+        ["tls.crt", "tls.key"]
 
 
-def test_the_deployment_command_serves_probes_and_counts(penguins_species, tmp_path):
+def without_tls(found):
+    """The https variant's resources with their TLS parts taken out: the web config Secret,
+    --web-config and --protect-metrics, the volumes of the web config and TLS Secrets, the
+    probes' HTTPS scheme, the port's name https, the ServiceMonitor's scheme, tlsConfig and
+    authorization. What is left is what the http variant must be."""
+    found = copy.deepcopy(found)
+    web_secret = found.pop("Secret")["metadata"]["name"]
+    (endpoint,) = found["ServiceMonitor"]["spec"]["endpoints"]
+    tls_secret = endpoint["tlsConfig"]["ca"]["secret"]["name"]
+    for key in ("scheme", "tlsConfig", "authorization"):
+        del endpoint[key]
+    endpoint["port"] = "http"
+    spec = found["Deployment"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    container["args"] = [a for a in container["args"]
+                         if not a.startswith("--web-config=") and a != "--protect-metrics"]
+    gone = {v["name"] for v in spec["volumes"]
+            if v.get("secret", {}).get("secretName") in (web_secret, tls_secret)}
+    assert len(gone) == 2
+    spec["volumes"] = [v for v in spec["volumes"] if v["name"] not in gone]
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] not in gone]
+    for port in container["ports"]:
+        port["name"] = "http"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"].pop("scheme") == "HTTPS"
+        container[probe]["httpGet"]["port"] = "http"
+    for port in found["Service"]["spec"]["ports"]:
+        port["name"] = port["targetPort"] = "http"
+    return found
+
+
+def test_the_tls_variant_is_the_plain_one_plus_its_tls_parts():
+    """One Deployment, Service and ServiceMonitor in two files: apart from the TLS parts
+    (:func:`without_tls`) everything (image, arguments, resources, security context, other
+    volumes, labels, names) is the same, so a change to one file must be made to the other."""
+    plain, tls = variant("http"), variant("https")
+    assert without_tls(tls) == plain
+    drifted = copy.deepcopy(tls)
+    drifted["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"].append(
+        "--workers=4")
+    assert without_tls(drifted) != plain
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A CA and a server certificate also for the HTTPS ServiceMonitor's serverName."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    (endpoint,) = variant("https")["ServiceMonitor"]["spec"]["endpoints"]
+    return make_certs(tmp_path_factory.mktemp("certs"),
+                      names=(endpoint["tlsConfig"]["serverName"],))
+
+
+def scrape(port, endpoint, context, token):
+    """GET the endpoint's path from 127.0.0.1:``port`` as Prometheus does with its
+    tlsConfig: the pod's address, the certificate checked against ``serverName``."""
+    server_name = endpoint.get("tlsConfig", {}).get("serverName", "127.0.0.1")
+    if context is None:
+        conn = HTTPConnection("127.0.0.1", port, timeout=10)
+    else:
+        conn = HTTPSConnection(server_name, port, timeout=10, context=context)
+        conn._create_connection = lambda address, *a: socket.create_connection(
+            ("127.0.0.1", address[1]), *a)
+    try:
+        conn.request("GET", endpoint["path"],
+                     headers={"Authorization": f"Bearer {token}"} if token else {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name, mtls", [("http", False), ("https", False), ("https", True)])
+def test_the_deployment_command_serves_probes_and_counts(name, mtls, penguins_species,
+                                                         tmp_path, request):
     """The container's command and arguments, with its mount paths moved under tmp_path and
     its port to a free one on 127.0.0.1: a real exporter that answers the probe path, takes
-    a row with the Secret's token and exposes it on the ServiceMonitor's path."""
-    (deployment,) = by_kind("Deployment")
-    (monitor,) = by_kind("ServiceMonitor")
-    container, mounts = container_files(deployment)
+    a row with the Secret's token and exposes it on the ServiceMonitor's path. HTTPS: the web
+    config of the Secret, the TLS Secret's files made by openssl, the probes and the row sent
+    without a client certificate (as the kubelet's are), the scrape verifying serverName with
+    the Secret's CA. ``mtls``: the web config's commented mutual TLS lines switched on (with
+    VerifyClientCertIfGiven the probes still pass)."""
+    found = variant(name)
+    container, mounts = container_files(found["Deployment"])
+    (endpoint,) = found["ServiceMonitor"]["spec"]["endpoints"]
     port = free_port()
     args = []
     for a in container["args"]:
         option, _, value = a.partition("=")
         if value.startswith("/"):
             value = str(tmp_path) + value
-        args.append(f"{option}={value}".replace("0.0.0.0:9108", f"127.0.0.1:{port}"))
+        args.append(f"{option}={value}".replace("0.0.0.0:9108", f"127.0.0.1:{port}")
+                    if value else option)
     for path in mounts:
         os.makedirs(str(tmp_path) + path, exist_ok=True)
     parsed = build_parser().parse_args(container["command"][1:] + args)
     penguins_species.save(parsed.baseline[0])
     with open(parsed.token_file, "w", encoding="utf-8") as f:
         f.write("s3cret\n")
+    context = None
+    if name == "https":
+        certs = request.getfixturevalue("certs")
+        text = web_config_text(found, parsed)
+        if mtls:
+            text = text.replace("# client_ca_file:", "client_ca_file:").replace(
+                "# client_auth_type: VerifyClientCertIfGiven",
+                "client_auth_type: VerifyClientCertIfGiven")
+        config = yaml.safe_load(text)
+        tls = config["tls_server_config"]
+        assert ("client_ca_file" in tls) == mtls
+        files = {"tls.crt": "server.crt", "tls.key": "server.key",
+                 endpoint["tlsConfig"]["ca"]["secret"]["key"]: "ca.crt"}
+        for key, made in files.items():  # the TLS Secret's files, in its mount
+            shutil.copy(certs / made, str(tmp_path) + os.path.dirname(tls["cert_file"]) +
+                        "/" + key)
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            if key in tls:
+                tls[key] = str(tmp_path) + tls[key]
+        with open(parsed.web_config, "w", encoding="utf-8") as f:
+            yaml.safe_dump(config, f)
+        assert WebConfig.load(parsed.web_config).tls
+        context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
     probe = container["readinessProbe"]["httpGet"]["path"]
     argv = [sys.executable, "-m", "promdrift.exporter.cli"] + container["command"][1:] + args
-    with GunicornProcess(argv, port, log_path=str(tmp_path / "log"), ready_path=probe) as srv:
-        status, _ = http("GET", srv.url + container["livenessProbe"]["httpGet"]["path"])
+    with GunicornProcess(argv, port, log_path=str(tmp_path / "log"), ready_path=probe,
+                         context=context) as srv:
+        assert srv.url.startswith(name + "://")
+        status, _ = http("GET", srv.url + container["livenessProbe"]["httpGet"]["path"],
+                         context=context)
         assert status == 200
         body = json.dumps({"features": {"island": "Dream", "body_mass_g": 3800},
                            "prediction": "Adelie"}).encode()
         status, answer = http("POST", srv.url + "/v1/models/penguins/observations", body,
                               headers={"Authorization": "Bearer s3cret",
-                                       "Content-Type": "application/json"})
+                                       "Content-Type": "application/json"}, context=context)
         assert (status, json.loads(answer)) == (200, {"accepted": 1})
-        status, text = http("GET", srv.url + monitor["spec"]["endpoints"][0]["path"])
+        if parsed.protect_metrics:
+            assert scrape(port, endpoint, context, None)[0] == 401
+        status, text = scrape(port, endpoint, context,
+                              "s3cret" if "authorization" in endpoint else None)
     assert status == 200
     got = samples(text.decode())
     assert got["promdrift_inferences_total", (("model", "penguins"),)] == 1

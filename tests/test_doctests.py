@@ -35,7 +35,10 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.grafana.predictions", "promdrift.grafana.outcomes",
                  "promdrift.instrumentation.values", "promdrift.instrumentation.columns",
                  "promdrift.instrumentation.plugins", "promdrift.instrumentation.tracking",
-                 "promdrift.instrumentation.asgi", "promdrift.instrumentation.checks"}
+                 "promdrift.instrumentation.asgi", "promdrift.instrumentation.checks",
+                 "promdrift.exporter.server", "promdrift.exporter.limits",
+                 "promdrift.exporter.metrics", "promdrift.exporter.webconfig",
+                 "promdrift.exporter.worker"}
 
 
 def test_the_core_modules_are_found():

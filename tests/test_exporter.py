@@ -7,6 +7,7 @@ import json
 import logging
 import re
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -15,7 +16,7 @@ from promdrift.exporter.service import (UNSUPPORTED_TYPE, PayloadError, create_a
 from promdrift.instrumentation import Baseline, DriftMonitor
 from promdrift.instrumentation.values import ABSENT
 
-from exporter_helpers import samples
+from exporter_helpers import drift_samples, samples
 
 URL = "/v1/models/{}/observations"
 
@@ -58,7 +59,7 @@ def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins_spec
     for i, row in enumerate(penguins_rows):
         f, p = split(row)
         reference.observe(f, None if i >= 2 * third and (i - 2 * third) % 3 == 0 else p)
-    served = samples(client.get("/metrics").get_data(as_text=True))
+    served = drift_samples(client.get("/metrics").get_data(as_text=True))
     expected = samples(reference.render())
     assert served.keys() == expected.keys()
     for key, value in expected.items():
@@ -91,7 +92,7 @@ def test_wrong_types_missing_and_extra_features_are_counted_not_refused(penguins
     assert v("year", "missing") == 2
     assert m.sample("promdrift_inferences_total") == 2
     assert m.sample("promdrift_instrumentation_errors_total") == 0
-    assert "unknown" not in client.get("/metrics").get_data(as_text=True)
+    assert 'feature="unknown"' not in client.get("/metrics").get_data(as_text=True)
 
 
 def test_json_nan_literals_count_as_nan(penguins_species):
@@ -382,3 +383,54 @@ def test_labels_route_errors(penguins_species):
     big = [{"inference_id": f"id{i}", "label": "Adelie"} for i in range(200)]
     assert client.post(LABELS_URL.format("tracked"), json=big, headers=auth).status_code == 413
     tracked.close()
+
+
+def test_own_metrics_count_every_answer_and_refusal_by_reason(penguins_species):
+    client, (m,) = make(penguins_species, token="t0k", max_rows=2)
+    auth = {"Authorization": "Bearer t0k"}
+    url = URL.format("penguins")
+    assert client.post(url, json={"features": {}}).status_code == 401
+    assert client.post(URL.format("nope"), json={"features": {}}, headers=auth).status_code == 404
+    assert client.post(url, data="{", content_type="application/json",
+                       headers=auth).status_code == 400
+    assert client.post(url, json=[{"features": {}}] * 3, headers=auth).status_code == 413
+    assert client.post(url, data="x", content_type="text/plain", headers=auth).status_code == 415
+    assert client.post(url, json=[{"features": {"year": 2008}}] * 2, headers=auth).get_json() == {
+        "accepted": 2}
+    assert client.post("/v1/models/penguins/labels", json={"inference_id": "a", "label": "x"},
+                       headers=auth).status_code == 409
+    values = samples(client.get("/metrics").get_data(as_text=True))
+
+    def v(name, **labels):
+        return values.get((name, tuple(sorted(labels.items()))))
+
+    for reason in ("unauthorized", "unknown_model", "bad_payload", "too_many_rows",
+                   "unsupported_type"):
+        assert v("promdrift_exporter_rejected_total", route="observations", reason=reason) == 1
+    assert v("promdrift_exporter_rejected_total", route="labels",
+             reason="not_tracking_labels") == 1
+    for code, n in (("200", 1), ("401", 1), ("404", 1), ("400", 1), ("413", 1), ("415", 1)):
+        assert v("promdrift_exporter_requests_total", route="observations", code=code) == n
+    assert v("promdrift_exporter_rows_total", route="observations", model="penguins") == 2
+    assert m.sample("promdrift_inferences_total") == 2
+    # durations of every answered ingest request, body sizes of every body read
+    assert v("promdrift_exporter_request_duration_seconds_count", route="observations") == 6
+    body = len(json.dumps([{"features": {"year": 2008}}] * 2))
+    assert body <= 256 and v("promdrift_exporter_request_body_bytes_bucket",
+                             route="observations", le="256.0") >= 1
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the documented sum
+def test_sums_near_the_float_limit_are_approximate_and_counts_exact(penguins_species):
+    """docs/metrics.md: a ``_sum`` over values near ±1.8e308 overflows (±Inf, then NaN);
+    buckets and ``_count`` stay exact and nothing fails."""
+    client, (m,) = make(penguins_species)
+    rows = [{"features": {"body_mass_g": x}} for x in (1.7e308, 1.7e308, -1.7e308, -1.7e308)]
+    assert client.post(URL.format("penguins"), json=rows).get_json() == {"accepted": 4}
+    count = m.sample("promdrift_feature_value_count", feature="body_mass_g")
+    first = m.sample("promdrift_feature_value_bucket", feature="body_mass_g",
+                     le=m.baseline.feature("body_mass_g").labels[0])
+    assert (count, first) == (4, 2)
+    total = m.sample("promdrift_feature_value_sum", feature="body_mass_g")
+    assert not np.isfinite(total)
+    assert m.sample("promdrift_instrumentation_errors_total") == 0

@@ -1,23 +1,37 @@
-"""End to end: DriftMonitor apps -> real Prometheus with promql/ rules -> Alertmanager -> webhook.
+"""End to end on every engine: DriftMonitor apps -> rule engine with the promql/ rules ->
+Alertmanager -> webhook.
 
-Two real datasets, each served by two instrumented Flask apps (promdrift's ``/metrics``):
+Three models with real data, each served by two instrumented Flask apps (promdrift's
+``/metrics``):
 
-- ``<dataset>_clean``: live traffic is a seeded bootstrap resample of the training rows (the
+- ``<model>_clean``: live traffic is a seeded bootstrap resample of the training rows (the
   training distribution itself);
-- ``<dataset>_drift``: the same resample with drift injected into a few columns.
+- ``<model>_drift``: the same resample with drift injected into a few columns.
 
-The baselines are fitted on the full CSV. Prometheus loads a fast copy of the rules
-(``rulegen.fast_rules``: "1h" statistics over the last 60 s, "5m" over 15 s, every ``for:``
-3 s, min_samples 100), scrapes every second, and sends alerts to Alertmanager, which posts
-them to a local webhook receiver. The traffic is fed at once, after Prometheus has scraped
-every counter at 0 a few times, so every statistic covers exactly the fed samples.
+The models are ``breast_cancer`` and ``penguins`` (their CSV columns) and ``edges``: four
+columns derived from the breast cancer data whose bucket edges cover every way an engine may
+format an ``le`` value: ``large_edges`` (worst_area x 1e4, edges >= 1e6, which Prometheus 3
+rewrites from ``3307000.0`` to ``3.307e+06``), ``small_edges`` (fractal_dimension_error x
+1e-3, edges <= 1e-5), ``negative_edges`` (mean_radius - 14) and ``integer_edges`` (mean_texture
+rounded).
+
+The baselines are fitted on the full CSV. The engine (the ``engine`` fixture: Prometheus 2,
+Prometheus 3, VictoriaMetrics + vmalert) loads the rules on a time scale of seconds ("1h"
+statistics over the last 60 s, "5m" over 15 s, every ``for:`` 3 s, min_samples 100), scrapes
+every second, and sends alerts to Alertmanager, which posts them to a local webhook receiver.
+The traffic is fed at once, after the engine has scraped every counter at 0 a few times, so
+every statistic covers exactly the fed samples. The values are read at the first complete
+evaluation of every rule group that saw the whole feed: a statistic must be right from then
+on, on every engine.
 
 The expected values are computed here, independently of the rules, with numpy (binning,
-PSI, total variation) and scipy (the exact two-sample KS statistic).
+PSI, total variation) and scipy (the exact two-sample KS statistic). test_engines_agree
+compares the engines with each other on the same traffic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -30,22 +44,18 @@ from scipy.stats import ks_2samp
 
 from promdrift.instrumentation.spec import Thresholds
 
-from .rulegen import fast_rules
-from .servers import (ALERTMANAGER, PROMETHEUS, Alertmanager, AppServer, Prometheus,
-                      WebhookReceiver, wait_until)
+from .engines import ENGINE_PAIRS, ENGINES, EXTRAPOLATION, PAIR_IDS, EngineSpec, need
+from .generated import PENDING, fast_config, write_rules
+from .servers import AppServer, WebhookReceiver, wait_until
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
-                       reason="needs the prometheus and prometheus-alertmanager binaries"),
-]
+pytestmark = pytest.mark.integration
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "data")
 
 
 # Thresholds of the fast rules: the spec's defaults, except a smaller min_samples for these
-# datasets (rulegen passes it to the generator like `promdrift rules --set`).
+# datasets (passed to the generator like `promdrift rules --set`).
 MIN_SAMPLES = 100
 THRESHOLDS = Thresholds(min_samples=MIN_SAMPLES)
 KS_MIN_EFFECT = THRESHOLDS.ks_min_effect
@@ -54,7 +64,8 @@ TVD_MAX = THRESHOLDS.tvd_max
 UNSEEN_EXCESS = THRESHOLDS.unseen_share_excess
 INVALID_RATIO_MAX = THRESHOLDS.invalid_ratio_max
 PSI_FLOOR = THRESHOLDS.psi_bin_floor
-PENDING_S = 3
+CONFIG = fast_config(thresholds={"min_samples": MIN_SAMPLES})
+PENDING_S = int(PENDING.rstrip("s"))
 
 OTHER = "__other__"
 
@@ -113,7 +124,28 @@ def _scenarios() -> List[Scenario]:
                         injected=[("PromdriftFeatureDrift", "body_mass_g"),
                                   ("PromdriftCategoricalDrift", "island"),
                                   ("PromdriftUnseenCategoryShareHigh", "island")]))
+
+    ed = edge_columns(bc)
+    idx = rng.choice(len(ed["diagnosis"]), size=400, replace=True)
+    live = {k: v[idx] for k, v in ed.items()}
+    out.append(Scenario("edges_clean", "edges", "diagnosis", ed, live))
+    drift = {k: v.copy() for k, v in live.items()}
+    drift["large_edges"] = drift["large_edges"] * 1.3
+    drift["integer_edges"] = drift["integer_edges"] + 4.0
+    out.append(Scenario("edges_drift", "edges", "diagnosis", ed, drift,
+                        injected=[("PromdriftFeatureDrift", "large_edges"),
+                                  ("PromdriftFeatureDrift", "integer_edges")]))
     return out
+
+
+def edge_columns(bc: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Breast cancer columns rescaled so that their quantile edges are >= 1e6, <= 1e-5,
+    negative and integer (see the module docstring)."""
+    return {"large_edges": bc["worst_area"] * 1e4,
+            "small_edges": bc["fractal_dimension_error"] * 1e-3,
+            "negative_edges": bc["mean_radius"] - 14.0,
+            "integer_edges": np.round(bc["mean_texture"]),
+            "diagnosis": bc["diagnosis"]}
 
 
 # ---------------------------------------------------------------- independent computations
@@ -182,6 +214,7 @@ def invalid_ratio(values: np.ndarray) -> float:
 # --------------------------------------------------------------------------- the pipeline
 @dataclass
 class Run:
+    engine: str
     scenarios: List[Scenario]
     baselines: Dict[str, Any]
     values: Dict[str, Dict[Tuple[str, str], float]]   # rule -> (model, feature) -> value
@@ -190,20 +223,27 @@ class Run:
     settled_at: float
 
 
-RULES = {
+# The public statistics and window counts (docs/metrics.md), read at the first evaluation
+# after the feed.
+STATISTICS = {
     "ks": "model_feature:promdrift_ks_statistic:1h",
     "crit": "model_feature:promdrift_ks_critical:1h",
-    "n": "model_feature:promdrift_feature_value_count:increase1h",
     "psi": "model_feature:promdrift_psi:1h",
     "tvd": "model_feature:promdrift_category_tvd:1h",
-    "unseen": "model_feature:promdrift_category_unseen:ratio1h",
-    "class_tvd": "model_output:promdrift_prediction_class_tvd:1h",
     "tvd_noise": "model_feature:promdrift_category_tvd_noise:1h",
-    "class_tvd_noise": "model_output:promdrift_prediction_class_tvd_noise:1h",
-    "class_n": "model_output:promdrift_prediction_class:increase1h",
-    "cat_n": "model_feature:promdrift_feature_category:increase1h",
+    "unseen": "model_feature:promdrift_category_unseen:ratio1h",
     "invalid": "model_feature:promdrift_invalid:ratio_rate5m",
+    "class_tvd": "model_output:promdrift_prediction_class_tvd:1h",
+    "class_tvd_noise": "model_output:promdrift_prediction_class_tvd_noise:1h",
+    "n": "model_feature:promdrift_feature_value_count:increase1h",
+    "cat_n": "model_feature:promdrift_feature_category:increase1h",
+    "class_n": "model_output:promdrift_prediction_class:increase1h",
 }
+# Ratios of counts of one window: the same on every engine, to 1e-9. The others depend on
+# the window count n, which increase() extrapolates on Prometheus (see EXTRAPOLATION): the
+# window counts themselves in proportion, the critical value and no-drift TVDs as 1 / sqrt(n).
+RATIO_STATISTICS = ("ks", "psi", "tvd", "unseen", "invalid", "class_tvd")
+WINDOW_COUNTS = ("n", "cat_n", "class_n")
 
 
 def _by_key(samples: List[Dict[str, Any]]) -> Dict[Tuple[str, str], float]:
@@ -211,75 +251,88 @@ def _by_key(samples: List[Dict[str, Any]]) -> Dict[Tuple[str, str], float]:
             s["value"] for s in samples}
 
 
+def series_per_statistic(scenarios: List[Scenario], fitted: Dict[str, Any]) -> Dict[str, int]:
+    """How many series each rule of STATISTICS must have: one per feature or output it covers."""
+    numeric = categorical = outputs = 0
+    for s in scenarios:
+        b = fitted[s.dataset]
+        numeric += sum(1 for c in b.features if c.kind == "numeric")
+        categorical += sum(1 for c in b.features if c.kind != "numeric")
+        outputs += len(b.predictions)
+    return {"ks": numeric, "crit": numeric, "n": numeric, "psi": numeric,
+            "tvd": categorical, "unseen": categorical, "cat_n": categorical,
+            "tvd_noise": categorical, "class_tvd": outputs, "class_n": outputs,
+            "class_tvd_noise": outputs, "invalid": numeric + categorical}
+
+
+_RUNS: Dict[str, Run] = {}
+
+
+def run_on(spec: EngineSpec, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The pipeline on ``spec``, run once per session (the per-engine tests and
+    test_engines_agree share it)."""
+    need(spec)
+    if spec.id not in _RUNS:
+        _RUNS[spec.id] = _pipeline(spec, str(tmp_path_factory.mktemp(f"pipeline-{spec.id}")))
+    return _RUNS[spec.id]
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(engine: EngineSpec, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_on(engine, tmp_path_factory)
+
+
+def _pipeline(spec: EngineSpec, workdir: str) -> Run:
     from flask import Flask
     from prometheus_client import CollectorRegistry
 
     from promdrift.instrumentation import Baseline, DriftMonitor
 
-    workdir = str(tmp_path_factory.mktemp("pipeline"))
-    rule_files = fast_rules(f"{workdir}/rules", windows={"5m": "15s", "1h": "60s"},
-                            pending=f"{PENDING_S}s", config={"min_samples": MIN_SAMPLES})
+    rules = write_rules(CONFIG, f"{workdir}/rules")
     scenarios = _scenarios()
     fitted = {ds: Baseline.fit(s.train, model=ds, predictions=s.prediction)
               for ds, s in {s.dataset: s for s in scenarios}.items()}
     monitors = {s.model: DriftMonitor(fitted[s.dataset], model=s.model,
                                       registry=CollectorRegistry()) for s in scenarios}
     apps = [AppServer(monitors[s.model].instrument(Flask(s.model))) for s in scenarios]
-    n_numeric = sum(sum(1 for c in fitted[s.dataset].features if c.kind == "numeric")
-                    for s in scenarios)
-    n_categorical = sum(len(fitted[s.dataset].features) for s in scenarios) - n_numeric
-    n_outputs = sum(len(fitted[s.dataset].predictions) for s in scenarios)
-    series_per_rule = {"ks": n_numeric, "crit": n_numeric, "n": n_numeric, "psi": n_numeric,
-                       "tvd": n_categorical, "unseen": n_categorical, "cat_n": n_categorical,
-                       "class_tvd": n_outputs, "class_n": n_outputs,
-                       "tvd_noise": n_categorical, "class_tvd_noise": n_outputs,
-                       "invalid": n_numeric + n_categorical}
 
-    with WebhookReceiver() as hook, Alertmanager(workdir, hook.url) as am:
+    with WebhookReceiver() as hook:
         for app in apps:
             app.__enter__()
         try:
-            with Prometheus(workdir, [a.address for a in apps], rule_files,
-                            alertmanager=am.address) as prom:
-                prom.wait_up(len(apps), timeout=40)   # first scrape: every counter at 0
-                # A few more zero scrapes, so that increase()'s extrapolation to the end of
-                # the window adds at most ~1/5 to the counts (see test_window_count_...).
-                wait_until(lambda: len(prom.query("count_over_time(up[30s]) >= 6"))
-                           >= len(apps), timeout=30, what="six scrapes of every target")
+            with spec.stack(workdir, [a.address for a in apps], rules, hook.url) as engine:
+                # Six scrapes with every counter at 0, so that increase()'s extrapolation to
+                # the end of the window adds at most ~1/5 to the counts (see EXTRAPOLATION).
+                engine.wait_up(len(apps), timeout=40, scrapes=6)
                 fed_at = time.monotonic()
                 fed_wall = time.time()
                 for s in scenarios:
                     monitors[s.model].observe(s.rows, s.predictions)
 
-                # Recording rules: wait until every statistic has a series for every feature,
-                # then for a scrape of every target after the feed and an evaluation of every
-                # group that started once those scrapes were visible. A group writes its rules
-                # one after another, all stamped with the evaluation's start time, so reading
-                # at that start time, once a later evaluation has begun, gives the values of
-                # one complete evaluation of all the fed data, however loaded the machine is.
-                def complete() -> bool:
-                    return all(len(prom.query(RULES[k])) == n
-                               for k, n in series_per_rule.items())
-                wait_until(complete, timeout=30, what="every statistic of every feature")
-                at = prom.wait_evaluated_after(fed_wall, len(apps), timeout=60)
-                values = {k: _by_key(prom.query(expr, at=at)) for k, expr in RULES.items()}
+                # Recording rules: wait for a scrape of every target after the feed and an
+                # evaluation of every group that saw it. A group stamps its rules with one
+                # evaluation time, so reading at that time, once a later evaluation has
+                # begun, gives the values of one complete evaluation of all the fed data,
+                # however loaded the machine is.
+                at = engine.wait_evaluated_after(fed_wall, len(apps), timeout=60)
+                values = {k: _by_key(engine.query(expr, at=at)) for k, expr in STATISTICS.items()}
 
                 # Alerts: wait for every alert the numpy computation expects, then as long
                 # again as a pending period plus delivery, to see nothing else arrives.
                 expected = expected_alerts(scenarios, fitted, values)
 
                 def delivered() -> bool:
+                    engine.check_alive()
                     return expected <= received_keys(hook.alerts())
-                wait_until(delivered, timeout=45, interval=0.5, what="expected alerts")
+                with contextlib.suppress(TimeoutError):   # the alert tests tell what is missing
+                    wait_until(delivered, timeout=60, interval=0.5, what="expected alerts")
                 time.sleep(PENDING_S + 4)
                 settled_at = time.monotonic()
                 alerts = hook.alerts()
         finally:
             for app in reversed(apps):
                 app.__exit__(None, None, None)
-    return Run(scenarios, fitted, values, alerts, fed_at, settled_at)
+    return Run(spec.id, scenarios, fitted, values, alerts, fed_at, settled_at)
 
 
 def numeric_features(baseline: Any) -> int:
@@ -296,22 +349,23 @@ def expected_alerts(scenarios: List[Scenario], fitted: Dict[str, Any],
                     values: Dict[str, Dict[Tuple[str, str], float]]) -> Set[Tuple[str, str, str]]:
     """The alerts the fast rules should raise, from numpy/scipy on the raw samples.
 
-    The only inputs taken from Prometheus are the window counts n used in the KS critical
-    value and in the no-drift TVD: ``increase()`` extrapolates to the end of the window, so
-    n is a few percent above the fed count (test_window_count_is_the_fed_count bounds it).
+    The only inputs taken from the engine are the statistics that grow with the window count
+    (the KS critical value and the no-drift TVD), since increase() extrapolates it on
+    Prometheus (EXTRAPOLATION); where the engine has none, they are computed from the fed
+    count.
     """
-    n_prom = values["n"]
     out: Set[Tuple[str, str, str]] = set()
     for s in scenarios:
         b = fitted[s.dataset]
         for col in b.features:
             live = s.live[col.name]
+            key = (s.model, col.name)
             if invalid_ratio(live) > INVALID_RATIO_MAX:
                 out.add(("PromdriftInvalidValuesHigh", s.model, col.name))
             if col.kind == "numeric":
                 e = numeric_expect(col.edges, s.train[col.name], live)
-                n = n_prom.get((s.model, col.name), e.n)
-                crit = THRESHOLDS.ks_critical(n, e.m, tests=numeric_features(b))
+                crit = values["crit"].get(
+                    key, THRESHOLDS.ks_critical(e.n, e.m, tests=numeric_features(b)))
                 if e.ks_binned > crit and e.ks_binned > KS_MIN_EFFECT and e.n >= MIN_SAMPLES:
                     out.add(("PromdriftFeatureDrift", s.model, col.name))
                 if e.psi > PSI_MAX and e.n >= MIN_SAMPLES:
@@ -319,9 +373,9 @@ def expected_alerts(scenarios: List[Scenario], fitted: Dict[str, Any],
             else:
                 pb = category_shares(col.labels, s.train[col.name])
                 pl = category_shares(col.labels, live)
-                n = sum(1 for v in live if v is not None)
-                noise = tvd_noise(pb, values["cat_n"].get((s.model, col.name), n),
-                                  valid_count(s.train[col.name]))
+                n = valid_count(live)
+                noise = values["tvd_noise"].get(
+                    key, tvd_noise(pb, n, valid_count(s.train[col.name])))
                 if 0.5 * np.abs(pl - pb).sum() - noise > TVD_MAX and n >= MIN_SAMPLES:
                     out.add(("PromdriftCategoricalDrift", s.model, col.name))
                 if pl[-1] - pb[-1] > UNSEEN_EXCESS and n >= MIN_SAMPLES:
@@ -330,8 +384,8 @@ def expected_alerts(scenarios: List[Scenario], fitted: Dict[str, Any],
             pb = category_shares(col.labels, s.train[col.name])
             pl = category_shares(col.labels, s.live[col.name])
             n = len(s.live[col.name])
-            noise = tvd_noise(pb, values["class_n"].get((s.model, col.name), n),
-                              valid_count(s.train[col.name]))
+            noise = values["class_tvd_noise"].get(
+                (s.model, col.name), tvd_noise(pb, n, valid_count(s.train[col.name])))
             if 0.5 * np.abs(pl - pb).sum() - noise > TVD_MAX and n >= MIN_SAMPLES:
                 out.add(("PromdriftPredictionClassDrift", s.model, col.name))
     return out
@@ -344,15 +398,50 @@ def _numeric(run: Run):
                 yield s, col, numeric_expect(col.edges, s.train[col.name], s.live[col.name])
 
 
+def _categorical(run: Run):
+    """(scenario, column, baseline shares, live shares, live count, training count) of every
+    categorical feature."""
+    for s in run.scenarios:
+        for col in run.baselines[s.dataset].features:
+            if col.kind == "categorical":
+                yield (s, col, category_shares(col.labels, s.train[col.name]),
+                       category_shares(col.labels, s.live[col.name]),
+                       valid_count(s.live[col.name]), valid_count(s.train[col.name]))
+
+
+def _outputs(run: Run):
+    """Like :func:`_categorical`, for every class output."""
+    for s in run.scenarios:
+        for col in run.baselines[s.dataset].predictions:
+            yield (s, col, category_shares(col.labels, s.train[col.name]),
+                   category_shares(col.labels, s.live[col.name]),
+                   valid_count(s.live[col.name]), valid_count(s.train[col.name]))
+
+
+def _within_extrapolation(run: Run, got: float, at_fed_count: Any, fed: float) -> bool:
+    """``got`` lies between ``at_fed_count(n)`` for n = the fed count and n = the fed count
+    times the engine's largest extrapolation factor (either may be the larger), to 1e-9."""
+    lo, hi = EXTRAPOLATION[run.engine]
+    a, b = at_fed_count(fed * lo), at_fed_count(fed * hi)
+    return min(a, b) * (1 - 1e-9) <= got <= max(a, b) * (1 + 1e-9)
+
+
 # ----------------------------------------------------------------------------------- tests
+def test_every_statistic_is_recorded_for_every_feature(run: Run) -> None:
+    want = series_per_statistic(run.scenarios, run.baselines)
+    got = {k: len(run.values[k]) for k in want}
+    assert got == want
+
+
 def test_ks_rule_equals_numpy_binned_ks(run: Run) -> None:
     ks = run.values["ks"]
     checked = 0
     for s, col, e in _numeric(run):
-        assert ks[(s.model, col.name)] == pytest.approx(e.ks_binned, abs=1e-9), \
+        assert ks.get((s.model, col.name)) == pytest.approx(e.ks_binned, abs=1e-9), \
             (s.model, col.name)
         checked += 1
-    assert checked == 2 * 30 + 2 * 5   # breast cancer: 30 numeric features, penguins: 5
+    # breast cancer: 30 numeric features, penguins: 5, edges: 4
+    assert checked == 2 * 30 + 2 * 5 + 2 * 4
 
 
 def test_ks_rule_agrees_with_exact_two_sample_ks(run: Run) -> None:
@@ -360,9 +449,10 @@ def test_ks_rule_agrees_with_exact_two_sample_ks(run: Run) -> None:
     ks = run.values["ks"]
     gaps = []
     for s, col, e in _numeric(run):
-        gap = e.ks_exact - ks[(s.model, col.name)]
+        got = ks.get((s.model, col.name), math.nan)
+        gap = e.ks_exact - got
         assert -1e-9 <= gap <= e.max_bin_mass + 1e-9, (s.model, col.name, e.ks_exact,
-                                                       ks[(s.model, col.name)], e.max_bin_mass)
+                                                       got, e.max_bin_mass)
         gaps.append((gap, e.max_bin_mass, s.model, col.name))
     worst = max(gaps)
     print(f"\nKS exact - rule over {len(gaps)} features: max {worst[0]:.4f} "
@@ -371,69 +461,100 @@ def test_ks_rule_agrees_with_exact_two_sample_ks(run: Run) -> None:
 
 
 def test_window_count_is_the_fed_count(run: Run) -> None:
-    """n is the fed count of valid values times increase()'s extrapolation factor
-    (sampled span + time to the window end) / sampled span. The samples span >= 5 s here
-    and the time to the end is < 1.1 scrape intervals, so the factor is in [1, 1.22]; in
-    production (a 1h window) it is within a scrape interval / 1h of 1. It is the same for
-    every series of a target (same scrape timestamps, all starting at 0), so it cancels in
-    every CDF and share, which is why the statistics above match numpy exactly."""
+    """n is the fed count of valid values times increase()'s extrapolation factor, which is
+    the same for every series of a target (EXTRAPOLATION); that is why the statistics above
+    match numpy exactly."""
+    lo, hi = EXTRAPOLATION[run.engine]
     n = run.values["n"]
+    factors_seen = []
     for s in run.scenarios:
-        factors = [n[(s.model, col.name)] / e.n for t, col, e in _numeric(run) if t is s]
-        assert 1.0 <= factors[0] <= 1.22, s.model
+        factors = [n.get((s.model, col.name), math.nan) / e.n
+                   for t, col, e in _numeric(run) if t is s]
+        assert lo - 1e-9 <= factors[0] <= hi + 1e-9, s.model
         assert factors == pytest.approx([factors[0]] * len(factors), rel=1e-9), s.model
+        factors_seen.append(factors[0])
+    print(f"\n{run.engine}: window count / fed count "
+          + ", ".join(f"{f:.4f}" for f in factors_seen))
 
 
 def test_critical_value_rule(run: Run) -> None:
+    """c * sqrt((n + m) / (n m)) with n the fed count up to the engine's extrapolation."""
+    crit = run.values["crit"]
+    for s, col, e in _numeric(run):
+        key = (s.model, col.name)
+        tests = numeric_features(run.baselines[s.dataset])
+        assert _within_extrapolation(
+            run, crit.get(key, math.nan),
+            lambda n: THRESHOLDS.ks_critical(n, e.m, tests=tests), e.n), key
+
+
+def test_critical_value_rule_uses_the_window_count(run: Run) -> None:
+    """The critical value from the engine's own window count rule."""
     crit, n = run.values["crit"], run.values["n"]
     for s, col, e in _numeric(run):
         key = (s.model, col.name)
         tests = numeric_features(run.baselines[s.dataset])
-        assert crit[key] == pytest.approx(THRESHOLDS.ks_critical(n[key], e.m, tests=tests),
-                                          rel=1e-9), key
+        assert crit.get(key) == pytest.approx(
+            THRESHOLDS.ks_critical(n[key], e.m, tests=tests), rel=1e-9), key
 
 
 def test_psi_rule_equals_numpy(run: Run) -> None:
     psi = run.values["psi"]
+    wrong = []
     for s, col, e in _numeric(run):
-        assert psi[(s.model, col.name)] == pytest.approx(e.psi, rel=1e-9, abs=1e-12), \
-            (s.model, col.name)
+        got = psi.get((s.model, col.name), math.nan)
+        if not got == pytest.approx(e.psi, rel=1e-9, abs=1e-12):
+            wrong.append((s.model, col.name, got, e.psi))
+    assert not wrong, f"PSI (model, feature, rule, numpy): {wrong}"
 
 
 def test_categorical_rules_equal_numpy(run: Run) -> None:
     tvd, unseen = run.values["tvd"], run.values["unseen"]
     checked = 0
-    for s in run.scenarios:
-        for col in run.baselines[s.dataset].features:
-            if col.kind != "categorical":
-                continue
-            pb = category_shares(col.labels, s.train[col.name])
-            pl = category_shares(col.labels, s.live[col.name])
-            key = (s.model, col.name)
-            assert tvd[key] == pytest.approx(0.5 * np.abs(pl - pb).sum(), abs=1e-9), key
-            assert unseen[key] == pytest.approx(pl[-1], abs=1e-9), key
-            # the no-drift TVD from the baseline shares, the rule's own window count n and
-            # the training count m
-            n, m = run.values["cat_n"][key], valid_count(s.train[col.name])
-            assert n > 0 and m == sum(col.counts), key
-            assert run.values["tvd_noise"][key] == pytest.approx(tvd_noise(pb, n, m),
-                                                                 rel=1e-9), key
-            checked += 1
+    for s, col, pb, pl, n, m in _categorical(run):
+        key = (s.model, col.name)
+        assert m == sum(col.counts), key
+        assert tvd.get(key) == pytest.approx(0.5 * np.abs(pl - pb).sum(), abs=1e-9), key
+        assert unseen.get(key) == pytest.approx(pl[-1], abs=1e-9), key
+        # the no-drift TVD from the baseline shares, the window count n (the fed count up
+        # to the engine's extrapolation) and the training count m
+        assert _within_extrapolation(run, run.values["tvd_noise"].get(key, math.nan),
+                                     lambda x: tvd_noise(pb, x, m), n), key
+        checked += 1
     assert checked == 2 * 2   # penguins: island, sex
 
 
 def test_prediction_class_tvd_equals_numpy(run: Run) -> None:
-    tvd = run.values["class_tvd"]
-    for s in run.scenarios:
-        for col in run.baselines[s.dataset].predictions:
-            pb = category_shares(col.labels, s.train[col.name])
-            pl = category_shares(col.labels, s.live[col.name])
-            assert tvd[(s.model, col.name)] == pytest.approx(0.5 * np.abs(pl - pb).sum(),
-                                                             abs=1e-9)
+    checked = 0
+    for s, col, pb, pl, n, m in _outputs(run):
+        key = (s.model, col.name)
+        assert run.values["class_tvd"].get(key) == pytest.approx(
+            0.5 * np.abs(pl - pb).sum(), abs=1e-9), key
+        assert _within_extrapolation(run, run.values["class_tvd_noise"].get(key, math.nan),
+                                     lambda x: tvd_noise(pb, x, m), n), key
+        checked += 1
+    assert checked == 6
+
+
+def test_no_drift_tvd_uses_the_window_count(run: Run) -> None:
+    """The no-drift TVD from the engine's own window count rules."""
+    for rows, noise, count in ((_categorical(run), "tvd_noise", "cat_n"),
+                               (_outputs(run), "class_tvd_noise", "class_n")):
+        for s, col, pb, pl, n, m in rows:
             key = (s.model, col.name)
-            n, m = run.values["class_n"][key], valid_count(s.train[col.name])
-            assert run.values["class_tvd_noise"][key] == pytest.approx(tvd_noise(pb, n, m),
-                                                                       rel=1e-9), key
+            assert run.values[noise].get(key) == pytest.approx(
+                tvd_noise(pb, run.values[count][key], m), rel=1e-9), key
+
+
+def test_invalid_ratio_equals_numpy(run: Run) -> None:
+    checked = 0
+    for s in run.scenarios:
+        for col in run.baselines[s.dataset].features:
+            key = (s.model, col.name)
+            assert run.values["invalid"].get(key) == pytest.approx(
+                invalid_ratio(s.live[col.name]), abs=1e-9), key
+            checked += 1
+    assert checked == len(run.values["invalid"]) > 0
 
 
 def test_drift_alerts_reach_the_webhook(run: Run) -> None:
@@ -450,8 +571,8 @@ def test_drift_alerts_reach_the_webhook(run: Run) -> None:
         assert a["labels"]["severity"] in {"warning", "critical"}
     first = min(a["received_at"] for a in run.alerts if a["labels"]["model"] in drift_models)
     print("\nreceived: " + ", ".join("/".join(k) for k in sorted(got)))
-    print(f"\nfirst drift alert at the webhook {first - run.fed_at:.1f} s after the traffic "
-          f"(fast rules: for {PENDING_S}s, 1 s scrape/evaluation, group_wait 1s)")
+    print(f"\n{run.engine}: first drift alert at the webhook {first - run.fed_at:.1f} s after "
+          f"the traffic (fast rules: for {PENDING_S}s, 1 s scrape/evaluation, group_wait 1s)")
 
 
 def test_no_drift_run_raises_no_alert(run: Run) -> None:
@@ -460,3 +581,37 @@ def test_no_drift_run_raises_no_alert(run: Run) -> None:
     assert not {k for k in expected if k[1] in clean}, "the clean resample is not clean"
     assert run.settled_at - run.fed_at > PENDING_S + 4
     assert [a for a in run.alerts if a["labels"].get("model") in clean] == []
+
+
+# ------------------------------------------------------------------- engines against engines
+@pytest.mark.parametrize("reference,other", ENGINE_PAIRS, ids=PAIR_IDS)
+def test_engines_agree(reference: str, other: str,
+                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same traffic gives the same statistics and the same alerts on both engines: every
+    ratio statistic to 1e-9; the window counts and the statistics that depend on them within
+    the two engines' extrapolation bounds (EXTRAPOLATION), since the scrapes fall at other
+    moments of the window on every run."""
+    a, b = (run_on(ENGINES[e], tmp_path_factory) for e in (reference, other))
+    (alo, ahi), (blo, bhi) = EXTRAPOLATION[reference], EXTRAPOLATION[other]
+    factor_bound = max(ahi / blo, bhi / alo)             # window counts ~ n
+    report, wrong = [], []
+    for name in STATISTICS:
+        count_bound = factor_bound if name in WINDOW_COUNTS else math.sqrt(factor_bound)
+        keys = set(a.values[name]) | set(b.values[name])
+        diffs = [(abs(a.values[name].get(k, math.nan) - b.values[name].get(k, math.nan)), k)
+                 for k in sorted(keys)]
+        if name in RATIO_STATISTICS:
+            bad = [(k, d) for d, k in diffs if not d <= 1e-9]
+            worst = max((d for d, _ in diffs), default=0.0)
+            report.append(f"{name} max |diff| {worst:.2g}")
+        else:
+            ratios = [(a.values[name].get(k, math.nan) / b.values[name].get(k, math.nan), k)
+                      for k in sorted(keys)]
+            bad = [(k, r) for r, k in ratios
+                   if not 1 / count_bound - 1e-9 <= r <= count_bound + 1e-9]
+            worst = max((abs(r - 1) for r, _ in ratios), default=0.0)
+            report.append(f"{name} max |ratio - 1| {worst:.3g} (bound {count_bound - 1:.3g})")
+        wrong += [(name, k, d) for k, d in bad]
+    print(f"\n{reference} vs {other}: " + "; ".join(report))
+    assert not wrong, f"{len(wrong)} disagreements, first: {wrong[:5]}"
+    assert received_keys(a.alerts) == received_keys(b.alerts)

@@ -4,9 +4,10 @@ The model ``penguins`` (outputs: the species and a numeric ``mass_score``, the b
 kg) is served in two clusters: ``east`` serves the training rows of tests/data/penguins.csv
 with the body mass shifted by 700 g, every fourth island replaced by one nobody has seen
 (Anvers) and every fourth sex missing; ``west`` serves the training rows unchanged. A second
-model, ``canary``, is served in ``east`` only. Prometheus scrapes the three apps with a
-``cluster`` target label and evaluates the rules ``promdrift rules`` generates with
-``keep_labels=["cluster"]``; the dashboards are those of the same configuration.
+model, ``canary``, is served in ``east`` only. The engine (the ``engine`` fixture, on Prometheus
+3 and VictoriaMetrics + vmalert) scrapes the three apps with a ``cluster`` target
+label and evaluates the rules ``promdrift rules`` generates with ``keep_labels=["cluster"]``;
+the dashboards are those of the same configuration.
 
 Each app is fed once, so at ``at`` both windows hold exactly what was fed: every panel query
 must return data for every variable combination (the clusters, their models, every feature
@@ -31,12 +32,12 @@ import pytest
 from .generated import fast_config, write_rules
 from .grafana import (Option, combinations, custom_options, generated, queries_without_data,
                       query_series, row_applies, rows, substitute, variables)
-from .servers import PROMETHEUS, AppServer, Prometheus, wait_until
+from .engines import NEWEST, EngineSpec
+from .servers import AppServer, wait_until
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None, reason="needs the prometheus binary"),
-]
+# The kept label changes the by-lists of the same queries test_grafana_queries.py runs on all
+# three engines: this module runs on Prometheus 3 and VictoriaMetrics (suite time).
+pytestmark = [pytest.mark.integration, pytest.mark.engines(*NEWEST)]
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 CONFIG = fast_config(keep_labels=["cluster"], thresholds={"min_samples": 100})
@@ -57,14 +58,14 @@ def _rows(cols: Dict[str, np.ndarray], names: List[str]) -> List[Dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def stack(engine: EngineSpec, tmp_path_factory: pytest.TempPathFactory):
     from flask import Flask
     from prometheus_client import CollectorRegistry
 
     from promdrift.instrumentation import Baseline, DriftMonitor
     from promdrift.instrumentation.tabular import read_csv
 
-    workdir = str(tmp_path_factory.mktemp("kept-labels"))
+    workdir = str(tmp_path_factory.mktemp(f"kept-labels-{engine.id}"))
     train = read_csv(os.path.join(DATA, "penguins.csv"), progress=False)
     train["mass_score"] = train["body_mass_g"] / 1000.0
     outputs = ["species", "mass_score"]
@@ -84,22 +85,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     with contextlib.ExitStack() as es:
         apps = {key: es.enter_context(AppServer(m.instrument(Flask(f"{key[0]}-{key[1]}"))))
                 for key, m in monitors.items()}
-        prom = es.enter_context(Prometheus(
+        prom = es.enter_context(engine.stack(
             workdir, [a.address for a in apps.values()], write_rules(CONFIG, f"{workdir}/rules"),
             interval=f"{SCRAPE_S}s",
             target_labels={a.address: {"cluster": key[0]} for key, a in apps.items()}))
-        prom.wait_up(len(apps), timeout=40)
-        wait_until(lambda: len(prom.query("count_over_time(up[30s]) >= 3")) >= len(apps),
-                   timeout=30, what="three scrapes of every target")
+        prom.wait_up(len(apps), timeout=40, scrapes=3)
         for key, cols in fed.items():
             monitors[key].observe(_rows(cols, features), _rows(cols, outputs))
         fed_at = time.time()
         n_rows = sum(len(cols["species"]) for cols in fed.values())
-        wait_until(lambda: prom.query("sum(promdrift_inferences_total)")[0]["value"] == n_rows,
-                   timeout=30, what="every row scraped")
+
+        def scraped() -> bool:
+            prom.sync()
+            got = prom.query("sum(promdrift_inferences_total)")
+            return bool(got) and got[0]["value"] == n_rows
+        wait_until(scraped, timeout=30, what="every row scraped")
         at = prom.wait_evaluated_after(fed_at, len(apps))
 
         def firing() -> bool:
+            prom.sync()
             got = {(a["metric"]["alertname"], a["metric"].get("feature"))
                    for a in prom.query('ALERTS{alertstate="firing", cluster="east", '
                                        'model="penguins"}')}

@@ -1,11 +1,12 @@
-"""End to end for the outcome monitors: DriftMonitor apps with labels, facets and attributions
--> real Prometheus with the promql/ rules -> Alertmanager -> webhook.
+"""End to end for the outcome monitors on every engine: DriftMonitor apps with labels, facets
+and attributions -> rule engine with the promql/ rules -> Alertmanager -> webhook.
 
 The stack (five apps: two classifiers of the breast cancer diagnosis with attributions, served
 healthy and degraded; two penguin species classifiers with facet ``island``, one biased; a
 penguin body mass regressor) is described in tests/integration/outcomes.py and shared with
 test_outcomes_dashboard.py through the session fixture ``outcomes`` of conftest.py. The
-expected statistics and alerts are computed with numpy from the raw predictions and labels.
+expected statistics and alerts are computed with numpy from the raw predictions and labels;
+test_engines_agree compares the engines with each other.
 """
 
 from __future__ import annotations
@@ -17,15 +18,11 @@ from typing import Any, Dict
 import numpy as np
 import pytest
 
+from .engines import ENGINE_PAIRS, ENGINES, PAIR_IDS, need
 from .outcomes import (NDCG_MIN, OURS, accuracy, dppl, live_attribution, ndcg_reference,
-                       received)
-from .servers import ALERTMANAGER, PROMETHEUS
+                       received, snapshot)
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
-                       reason="needs the prometheus and prometheus-alertmanager binaries"),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +86,24 @@ def test_dppl_rule_equals_numpy(run: Dict[str, Any]) -> None:
         assert math.isclose(s["value"], ref, abs_tol=1e-9), lab
         checked += 1
     assert checked == 2 * 3 * 3  # two models, three islands, three species
+
+
+@pytest.mark.parametrize("reference,other", ENGINE_PAIRS, ids=PAIR_IDS)
+def test_engines_agree(reference: str, other: str,
+                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same labelled traffic gives the same accuracy, nDCG and DPPL (ratios of counts of
+    one window: to 1e-9) and the same alerts on both engines."""
+    for e in (reference, other):
+        need(ENGINES[e])
+    a, b = (snapshot(ENGINES[e], str(tmp_path_factory.mktemp(f"outcomes-{e}")))
+            for e in (reference, other))
+    worst = {}
+    for name in a["values"]:
+        va, vb = ({tuple(sorted(s["metric"].items())): s["value"] for s in x["values"][name]}
+                  for x in (a, b))
+        assert set(va) == set(vb), name
+        worst[name] = max((abs(va[k] - vb[k]) for k in va), default=0.0)
+        assert worst[name] <= 1e-9, (name, worst[name])
+    print(f"\n{reference} vs {other}: " + "; ".join(f"{k} max |diff| {v:.2g}"
+                                                  for k, v in worst.items()))
+    assert a["alerts"] == b["alerts"]

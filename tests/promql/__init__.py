@@ -1,12 +1,7 @@
 """Tests of the PromQL layer: the generator, the generated files, their promtool tests."""
 
-import os
-import shutil
+from integration.engines import ENGINES, PROMETHEUS_ENGINES
 
-_ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-
-#: Every promtool to run the rule tests with: Debian's (Prometheus 2.42) and Prometheus 3's
-#: when fetched into .cache/engines.
-PROMTOOLS = [p for p in (shutil.which("promtool"),
-                         os.path.join(_ROOT, ".cache", "engines", "root", "usr", "bin", "promtool"))
-             if p and os.path.exists(p)]
+#: Every promtool to check rules with: Debian's (Prometheus 2) and Prometheus 3's when
+#: fetched into .cache/engines (tests/integration/engines.py knows where).
+PROMTOOLS = [p for p in (ENGINES[e].binaries["promtool"] for e in PROMETHEUS_ENGINES) if p]

@@ -111,7 +111,9 @@ def test_windows_intervals_and_time_scale():
     assert set(groups) == {"promdrift-5m", "promdrift-1h", "promdrift-1d", "promdrift-quality-5m",
                            "promdrift-quality-1h", "promdrift-quality-1d", "promdrift-attribution"}
     assert (groups["promdrift-5m"].interval, groups["promdrift-1h"].interval,
-            groups["promdrift-1d"].interval) == (None, "1m", "5m")
+            groups["promdrift-1d"].interval) == ("1m", "1m", "5m")
+    global_5m = RulesConfig(intervals={"5m": None})
+    assert {g.name: g for g in recording_groups(global_5m)}["promdrift-5m"].interval is None
     assert "[1d]" in groups["promdrift-1d"].rules[1].expr
     scaled = RulesConfig(time_scale=60)
     g = {g.name: g for g in recording_groups(scaled)}
