@@ -398,6 +398,10 @@ class RuleEngine(QueryAPI):
     def wait_written(self) -> None:
         """Until every rule result computed so far can be read back."""
 
+    def wait_readable(self, at: float) -> None:
+        """Until every recorded series of the last evaluations is found by a query at ``at``
+        (Prometheus: at once)."""
+
     def wait_up(self, targets: int, timeout: float = 30.0, scrapes: int = 1) -> None:
         """Until each of ``targets`` targets has been scraped successfully ``scrapes`` times
         (within the last 5 minutes)."""
@@ -450,6 +454,7 @@ class RuleEngine(QueryAPI):
                     return min(self.rule_group_stamps().values()) > at
                 wait_until(finished, timeout, interval=0.2, what="those evaluations to finish")
                 self.wait_written()
+                self.wait_readable(at)
                 need = max(time.time() - self.eval_delay, at)
         except TimeoutError as e:
             raise TimeoutError(f"{e}\n{self.log_tail()}") from None  # type: ignore[attr-defined]
