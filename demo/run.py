@@ -28,23 +28,21 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import model as demo_model  # noqa: E402
 from traffic import Traffic  # noqa: E402
 
-from integration.generated import fast_config, write_rules  # noqa: E402
-from integration.servers import (ALERTMANAGER, PROMETHEUS, Alertmanager, Prometheus,  # noqa: E402
-                                 WebhookReceiver, free_port, wait_until)
+from promdrift.exporter.stack import (ALERTMANAGER, PROMETHEUS, Alertmanager,  # noqa: E402
+                                      Process, Prometheus, WebhookReceiver)
+from promdrift.exporter.trial import AlertLog, describe, write_rules  # noqa: E402
+from promdrift.promql import RulesConfig  # noqa: E402
 
 WINDOWS = {"5m": "30s", "1h": "60s"}
 PENDING = "10s"
@@ -55,70 +53,25 @@ DRIFT_ALERTS = ("PromdriftFeatureDrift", "PromdriftPredictionDrift",
                 "PromdriftInvalidValuesHigh")
 
 
-class ModelServer:
-    """demo/app.py as a child process on 127.0.0.1, stopped through its handle."""
+class ModelServer(Process):
+    """demo/app.py as a child process on 127.0.0.1 (log in ``workdir``/model-server),
+    stopped through its handle."""
+
+    name = "model-server"
+    ready_path = "/healthz"
 
     def __init__(self, workdir: str, capture_dir: Optional[str] = None,
                  python: str = sys.executable):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(workdir, "model-server.log")
-        self.cmd = [python, os.path.join(HERE, "app.py"), "--workdir", workdir,
-                    "--listen", f"127.0.0.1:{self.port}"]
+        super().__init__(workdir, binary=python)
+        self.app_args = ["--workdir", workdir, "--listen", self.address]
         if capture_dir:
-            self.cmd += ["--capture-dir", capture_dir]
-        self.proc: Optional[subprocess.Popen] = None
+            self.app_args += ["--capture-dir", capture_dir]
 
-    def __enter__(self) -> "ModelServer":
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+    def command(self) -> List[str]:
+        return [self.executable(), os.path.join(HERE, "app.py"), *self.app_args]
 
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"model server exited: see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        try:
-            wait_until(ready, 60, what="model server")
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-class AlertLog:
-    """Alerts delivered to the webhook, each once (Alertmanager re-sends a group's alerts)."""
-
-    def __init__(self, hook: WebhookReceiver):
-        self.hook = hook
-        self.seen: Dict[Tuple[str, ...], Dict[str, Any]] = {}
-
-    def new(self) -> List[Dict[str, Any]]:
-        out = []
-        for a in self.hook.alerts():
-            if a.get("status") != "firing":
-                continue
-            labels = a["labels"]
-            key = (labels.get("alertname", ""), labels.get("model", ""),
-                   labels.get("feature", ""), labels.get("output", ""), labels.get("reason", ""))
-            if key not in self.seen:
-                self.seen[key] = a
-                out.append(a)
-        return out
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        super().wait_ready(timeout)
 
 
 def _fmt(v: Optional[float], pct: bool = False) -> str:
@@ -178,14 +131,6 @@ class Stats:
         return lines
 
 
-def describe(alert: Dict[str, Any]) -> str:
-    labels = alert["labels"]
-    what = labels.get("feature") or labels.get("output") or labels.get("model", "")
-    desc = alert.get("annotations", {}).get("description", "").strip().replace("\n", " ")
-    return (f"{labels.get('alertname')} [{labels.get('severity', '?')}] {what}: "
-            f"{desc[:160]}")
-
-
 def offline_report(baseline_path: str, capture_dir: str, workdir: str) -> List[str]:
     """`promdrift report` over the rows the server captured (normal and drifted traffic),
     with the exact two-sample KS against the training data; summary lines for the end."""
@@ -228,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"    model: {model_path} (training accuracy {accuracy:.3f})")
     say(f"    baseline: {baseline_path} (`promdrift show {os.path.relpath(baseline_path)}`)")
 
-    rules = write_rules(fast_config(ranges=WINDOWS, pending={"*": PENDING}),
+    rules = write_rules(RulesConfig(ranges=WINDOWS, pending={"*": PENDING},
+                                    intervals={w: None for w in WINDOWS}),
                         os.path.join(rundir, "rules"))
     normal_alerts: List[Dict[str, Any]] = []
     drift_alerts: List[Dict[str, Any]] = []
@@ -258,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             while time.monotonic() < end:
                 for a in alerts.new():
                     sink.append(a)
-                    say(f"  ALERT {describe(a)}")
+                    say(f"  ALERT {describe(a, 160)}")
                 if until is not None and until():
                     return
                 if time.monotonic() >= next_table:
@@ -301,10 +247,10 @@ def run(args: argparse.Namespace) -> int:
               f"(failed: {traffic.failed['normal'] + traffic.failed['drift']})")
         print(f"  alerts during the normal phase: {len(normal_alerts)}")
         for a in normal_alerts:
-            print(f"    {describe(a)}")
+            print(f"    {describe(a, 160)}")
         print(f"  alerts during the drift phase: {len(drift_alerts)}")
         for a in drift_alerts:
-            print(f"    +{a['received_at'] - drift_start:5.1f}s {describe(a)}")
+            print(f"    +{a['received_at'] - drift_start:5.1f}s {describe(a, 160)}")
         for line in report_lines:
             print(line)
         print("  served:")
@@ -319,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
             say("--keep-running: the stack stays up with drifted traffic; Ctrl-C stops it")
             while True:
                 for a in alerts.new():
-                    say(f"  ALERT {describe(a)}")
+                    say(f"  ALERT {describe(a, 160)}")
                 time.sleep(1)
     return 0 if ok else 1
 

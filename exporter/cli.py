@@ -8,6 +8,7 @@
         [--since 2026-11-22T00:00:00Z] [--until 2026-11-23T00:00:00Z]
     promdrift exporter --baseline baseline.json --listen 127.0.0.1:9108 --workers 4
     promdrift rules -o out/ [--keep-label cluster] [--set psi_max=0.2] [--time-scale 60]
+    promdrift trial --target 127.0.0.1:8000 [--until-alerts 1 --duration 300]
 """
 
 from __future__ import annotations
@@ -201,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_exporter_parser(sub)
     from promdrift.promql.cli import add_parser as add_rules_parser  # `promdrift rules`
     add_rules_parser(sub)
+    from .trial import add_parser as add_trial_parser  # `promdrift trial`
+    add_trial_parser(sub)
     return parser
 
 

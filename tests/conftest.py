@@ -2,6 +2,9 @@
 
 import csv
 import os
+import subprocess
+import sys
+import threading
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,6 +16,48 @@ PENGUINS_CSV = os.path.join(DATA, "penguins.csv")
 BREAST_CANCER_CSV = os.path.join(DATA, "breast_cancer.csv")
 DIGITS_CSV = os.path.join(DATA, "digits.csv")
 FIXED_CREATED = "2024-01-01T00:00:00Z"
+#: The ``promdrift`` command of the environment the tests run in.
+PROMDRIFT = os.path.join(os.path.dirname(sys.executable), "promdrift")
+
+
+class Output:
+    """The lines a child process prints (``stdout=PIPE``, text), collected by a thread, so
+    that a test waits for a line with a bounded ``wait_until`` instead of a blocking read."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a child process by its handle (kill it if it does not exit)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def needs_stack(test):
+    """Mark an integration test that runs a real Prometheus and Alertmanager (skipped,
+    with the reason, when their binaries are missing)."""
+    from promdrift.exporter.stack import ALERTMANAGER, PROMETHEUS
+    return pytest.mark.integration(pytest.mark.skipif(
+        PROMETHEUS is None or ALERTMANAGER is None,
+        reason="prometheus / prometheus-alertmanager not installed")(test))
 
 
 def read_rows(path):

@@ -16,7 +16,7 @@ import app as demo_app  # noqa: E402
 import model as demo_model  # noqa: E402
 import traffic as demo_traffic  # noqa: E402
 
-from integration.servers import ALERTMANAGER, PROMETHEUS  # noqa: E402
+from promdrift.exporter.stack import ALERTMANAGER, PROMETHEUS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

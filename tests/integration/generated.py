@@ -13,15 +13,18 @@ at the engine's global evaluation interval, and whose alerts are pending for
 generates for users; the dashboards of the same configuration read these rules, their
 ``window`` variable pairing each window's name with its range.
 
-This is the one place that writes fast rule files: the integration tests on every engine
-(engines.py), the demo (demo/run.py) and the rule benchmark (benchmarks/rules.py) use it.
+This is the one place that configures fast rule files for the tests: the integration tests
+on every engine (engines.py) and the rule benchmark (benchmarks/rules.py) use it.
+:func:`write_rules` is ``promdrift trial``'s (``promdrift.exporter.trial``), which the demo
+(demo/run.py, which runs without tests/) uses too.
 """
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any
 
-from promdrift.promql import RulesConfig, generate
+from promdrift.exporter.trial import write_rules  # noqa: F401 (re-exported for the tests)
+from promdrift.promql import RulesConfig
 
 FAST_RANGES = {"5m": "15s", "1h": "60s"}
 PENDING = "3s"
@@ -35,9 +38,3 @@ def fast_config(**options: Any) -> RulesConfig:
     defaults = {"ranges": ranges, "intervals": {w: None for w in ranges},
                 "pending": {"*": PENDING}}
     return RulesConfig(**{**defaults, **options})
-
-
-def write_rules(config: RulesConfig, outdir: str) -> List[str]:
-    """Write ``config``'s rule files into ``outdir``; return the paths Prometheus loads."""
-    paths = generate(config, outdir, dashboards=False)
-    return [p for p in paths if p.endswith(("rules.yml", "alerts.yml"))]
