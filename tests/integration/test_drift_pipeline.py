@@ -318,8 +318,9 @@ def _pipeline(spec: EngineSpec, workdir: str) -> Run:
                 # machine one can land while a group is being evaluated, and the rules
                 # evaluated after it (same timestamp) see one more sample in their window
                 # than those before it. Such an evaluation is skipped: up to three are read,
-                # the first whose critical values agree with its window counts is kept (a
-                # wrong rule disagrees in all three, and the tests below say so).
+                # the first whose count-dependent statistics (KS critical values, no-drift
+                # TVDs) agree with its window counts is kept (a wrong rule disagrees in all
+                # three, and the tests below say so).
                 since = fed_wall
                 for _ in range(3):
                     at = engine.wait_evaluated_after(since, len(apps), timeout=60)
@@ -500,24 +501,38 @@ def test_critical_value_rule(run: Run) -> None:
             lambda n: THRESHOLDS.ks_critical(n, e.m, tests=tests), e.n), key
 
 
-def _disagreeing(run: Run) -> List[Tuple[str, str]]:
-    """The numeric features whose critical value is not the one of their window count (the
-    same evaluation's), or that lack either."""
-    crit, n = run.values["crit"], run.values["n"]
+def _disagreeing(run: Run, only: str = "") -> List[Tuple[str, str]]:
+    """The columns whose count-dependent statistic is not the one of their window count in
+    the same evaluation, or that lack either: the KS critical value of every numeric feature
+    (``only="crit"``), the no-drift TVD of every categorical feature (``"tvd_noise"``) and
+    class output (``"class_tvd_noise"``); all of them by default."""
     out = []
-    for s, col, e in _numeric(run):
-        key = (s.model, col.name)
-        tests = numeric_features(run.baselines[s.dataset])
-        if key not in crit or key not in n or not math.isclose(
-                crit[key], THRESHOLDS.ks_critical(n[key], e.m, tests=tests), rel_tol=1e-9):
-            out.append(key)
+    if only in ("", "crit"):
+        crit, n = run.values["crit"], run.values["n"]
+        for s, col, e in _numeric(run):
+            key = (s.model, col.name)
+            tests = numeric_features(run.baselines[s.dataset])
+            if key not in crit or key not in n or not math.isclose(
+                    crit[key], THRESHOLDS.ks_critical(n[key], e.m, tests=tests), rel_tol=1e-9):
+                out.append(key)
+    for rows, noise, count in ((_categorical(run), "tvd_noise", "cat_n"),
+                               (_outputs(run), "class_tvd_noise", "class_n")):
+        if only not in ("", noise):
+            continue
+        for s, col, pb, pl, n, m in rows:
+            key = (s.model, col.name)
+            got, counted = run.values[noise], run.values[count]
+            if key not in got or key not in counted or not math.isclose(
+                    got[key], tvd_noise(pb, counted[key], m), rel_tol=1e-9):
+                out.append(key)
     return out
 
 
 def test_critical_value_rule_uses_the_window_count(run: Run) -> None:
     """The critical value from the engine's own window count rule."""
     crit, n = run.values["crit"], run.values["n"]
-    assert _disagreeing(run) == [], {k: (crit.get(k), n.get(k)) for k in _disagreeing(run)}
+    disagreeing = _disagreeing(run, "crit")
+    assert disagreeing == [], {k: (crit.get(k), n.get(k)) for k in disagreeing}
 
 
 def test_psi_rule_equals_numpy(run: Run) -> None:
@@ -560,12 +575,10 @@ def test_prediction_class_tvd_equals_numpy(run: Run) -> None:
 
 def test_no_drift_tvd_uses_the_window_count(run: Run) -> None:
     """The no-drift TVD from the engine's own window count rules."""
-    for rows, noise, count in ((_categorical(run), "tvd_noise", "cat_n"),
-                               (_outputs(run), "class_tvd_noise", "class_n")):
-        for s, col, pb, pl, n, m in rows:
-            key = (s.model, col.name)
-            assert run.values[noise].get(key) == pytest.approx(
-                tvd_noise(pb, run.values[count][key], m), rel=1e-9), key
+    for noise, count in (("tvd_noise", "cat_n"), ("class_tvd_noise", "class_n")):
+        disagreeing = _disagreeing(run, noise)
+        assert disagreeing == [], {
+            k: (run.values[noise].get(k), run.values[count].get(k)) for k in disagreeing}
 
 
 def test_invalid_ratio_equals_numpy(run: Run) -> None:
