@@ -6,7 +6,7 @@
     >>> sorted(boards)
     ['promdrift-feature', 'promdrift-outcomes', 'promdrift-overview', 'promdrift-predictions']
     >>> [v["name"] for v in boards["promdrift-feature"]["templating"]["list"]]
-    ['datasource', 'cluster', 'model', 'feature', 'window']
+    ['datasource', 'cluster', 'model', 'baseline', 'feature', 'window']
 
 Each dashboard is a function of a :class:`promdrift.promql.RulesConfig`: its ``window``
 variable lists the configured windows, its kept labels become variables that every query

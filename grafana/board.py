@@ -4,10 +4,10 @@
     >>> b = Board(RulesConfig(keep_labels=["cluster"]), "promdrift-x", "promdrift / X",
     ...           ["feature"])
     >>> [v.name for v in b.variables]
-    ['cluster', 'model', 'feature']
+    ['cluster', 'model', 'baseline', 'feature']
     >>> b.rule("model_feature:promdrift_psi:{w}", "feature")
     'model_feature:promdrift_psi:${window:text}{cluster="$cluster", model="$model",
-     feature="$feature"}'
+     baseline=~"$baseline", feature="$feature"}'
     >>> b.rule("model_feature:promdrift_psi:{w}x")
     Traceback (most recent call last):
     ...
@@ -43,7 +43,7 @@ from promdrift.promql.generate import VERSION, _options_line
 from promdrift.promql.rules import recording_groups
 
 __all__ = ["Board", "Variable", "DATASOURCE", "WINDOW_TEXT", "WINDOW_RANGE", "TAG",
-           "SUBJECTS", "window_options"]
+           "SUBJECTS", "MODEL", "BASELINE", "window_options"]
 
 #: Every panel and query variable reads the data source chosen in the ``datasource`` variable.
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -74,6 +74,13 @@ SUBJECTS: Dict[str, Variable] = {v.name: v for v in (
              "the facets the model's monitor tracks (track_facets); empty without"),
 )}
 MODEL = Variable("model", "Model", "promdrift_baseline_info", "models exporting a baseline")
+#: The baselines (digests) the model's replicas serve: one while every replica serves the
+#: same, more during a rolling update, a canary or champion/challenger. The detail dashboards
+#: repeat each row per baseline (all by default), so no panel mixes two baselines' bins.
+BASELINE = Variable("baseline", "Baseline", "promdrift_baseline_info",
+                    "the baselines (digests) the model's replicas serve: several during a "
+                    "rolling update, a canary or champion/challenger, each with its own "
+                    "statistics; the detail dashboards show one row per baseline")
 
 
 def window_options(config: RulesConfig) -> List[model.VariableOption]:
@@ -111,7 +118,10 @@ class Board:
         self.multi = multi
         kept = [Variable(k, k, MODEL.source, f"target label {k!r} (kept by the rules)")
                 for k in config.keep_labels]
-        self.variables: List[Variable] = kept + [MODEL] + [SUBJECTS[s] for s in subjects]
+        self.variables: List[Variable] = (kept + [MODEL, BASELINE]
+                                          + [SUBJECTS[s] for s in subjects])
+        #: the variable every row repeats over (the detail dashboards: one row per baseline)
+        self.repeat: Optional[str] = None if multi else BASELINE.name
         self._records = {r.record for g in recording_groups(config) for r in g.rules}
         self._next_id = 1
         self.dashboard = (
@@ -144,7 +154,7 @@ class Board:
 
     # ------------------------------------------------------------------ variables
     def _is_multi(self, v: Variable) -> bool:
-        return self.multi and v.name not in SUBJECTS
+        return v is BASELINE or (self.multi and v.name not in SUBJECTS)
 
     def _query_variable(self, v: Variable, before: Sequence[Variable]) -> sdk.QueryVariable:
         source = Expressions(self.config, [self.matcher(b) for b in before]).sel(v.source)
@@ -157,7 +167,8 @@ class Board:
                .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
                .multi(self._is_multi(v)).include_all(self._is_multi(v)))
         if self._is_multi(v):
-            # All: every model (they all have a name); a kept label may be missing on a target
+            # All: every model (they all have a name); a kept label may be missing on a
+            # target, and a baseline label on the series of a promdrift older than 0.2
             var.all_value(".+" if v is MODEL else ".*")
         return var
 
@@ -194,22 +205,28 @@ class Board:
         ms = [f'alertname=~"{names}"', 'alertstate="firing"'] + self.matchers(*subjects)
         return f"ALERTS{{{', '.join(ms)}}}"
 
-    def by(self, *labels: str) -> str:
-        """``labels`` plus the kept labels, for ``by (...)``."""
-        return self.config.by(*labels)
+    def by(self, *labels: str, per_baseline: bool = True) -> str:
+        """``labels`` plus the kept labels, for ``by (...)`` (``RulesConfig.by``)."""
+        return self.config.by(*labels, per_baseline=per_baseline)
 
     def legend(self, *labels: str) -> str:
-        """A legend of ``labels``, with the kept labels where they may take several values."""
+        """A legend of ``labels``, with the kept labels where they may take several values;
+        ``model`` with its version and baseline (``churn 3@7f6c461120b0``)."""
         kept = self.config.keep_labels if self.multi else ()
-        text = " / ".join("{{" + x + "}}" for x in labels)
+        text = " / ".join("{{model}} {{model_version}}@{{baseline}}" if x == "model"
+                          else "{{" + x + "}}" for x in labels)
         if kept:
             text += " (" + ", ".join("{{" + k + "}}" for k in kept) + ")"
         return text
 
     # ------------------------------------------------------------------ panels
     def row(self, title: str, panels: Sequence[Any]) -> "Board":
-        """A row and its panels, laid out left to right (widths of 24 columns per line)."""
-        self.dashboard.with_row(sdk.Row(title).id(self._take_id()))
+        """A row and its panels, laid out left to right (widths of 24 columns per line); on
+        the detail dashboards repeated per baseline (its title names the baseline)."""
+        row = sdk.Row(title).id(self._take_id())
+        if self.repeat:
+            row.title(f"{title} (baseline ${self.repeat})").repeat(self.repeat)
+        self.dashboard.with_row(row)
         for p in panels:
             self.dashboard.with_panel(p.id(self._take_id()))
         return self

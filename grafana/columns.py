@@ -6,7 +6,7 @@
     >>> b = Board(RulesConfig(), "promdrift-x", "promdrift / X", ["output"])
     >>> ks_panel(b, OUTPUT, "PromdriftPredictionDrift").build().targets[0].expr
     'model_output:promdrift_prediction_ks_statistic:${window:text}{model="$model",
-     output="$output"}'
+     baseline=~"$baseline", output="$output"}'
 
 The feature detail and the predictions dashboards show the same statistics of their column
 (``promdrift.promql.expr.FEATURE`` or ``OUTPUT``): the bars are computed at query time with

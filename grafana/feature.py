@@ -3,8 +3,9 @@
     >>> from promdrift.promql import RulesConfig
     >>> d = feature(RulesConfig())
     >>> [p["title"] for p in d["panels"] if p["type"] == "row"]
-    ['Numeric feature: live vs baseline', 'Categorical feature: live vs baseline',
-     'Invalid values and traffic']
+    ['Numeric feature: live vs baseline (baseline $baseline)',
+     'Categorical feature: live vs baseline (baseline $baseline)',
+     'Invalid values and traffic (baseline $baseline)']
 
 The bar charts compute the live bin and category shares and the CDFs at query time, with the
 fragments the recording rules are built from (``Expressions.live_bin_ratio`` ...), so they

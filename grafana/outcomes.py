@@ -3,7 +3,8 @@
     >>> from promdrift.promql import RulesConfig
     >>> d = outcomes(RulesConfig())
     >>> [p["title"] for p in d["panels"] if p["type"] == "row"][:3]
-    ['Labels', 'Categorical output: classification quality', 'Numeric output: regression quality']
+    ['Labels (baseline $baseline)', 'Categorical output: classification quality (baseline $baseline)',
+     'Numeric output: regression quality (baseline $baseline)']
 """
 
 from __future__ import annotations

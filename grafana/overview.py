@@ -1,9 +1,11 @@
-"""``promdrift-overview``: the drift status of every feature of the selected models.
+"""``promdrift-overview``: the drift status of every feature of the selected models, per
+baseline (a rolling update, a canary or champion/challenger lists each baseline the
+replicas serve: the "Versions" row).
 
     >>> from promdrift.promql import RulesConfig
     >>> d = overview(RulesConfig())
     >>> d["uid"], [p["title"] for p in d["panels"] if p["type"] == "table"]
-    ('promdrift-overview', ['Numeric features: KS statistic / critical value',
+    ('promdrift-overview', ['Baselines served', 'Numeric features: KS statistic / critical value',
                             'Categorical features: (TVD - noise) / threshold'])
 """
 
@@ -66,11 +68,35 @@ def overview(config: RulesConfig) -> Dict[str, Any]:
              instant(f"sum(rate({e.sel('promdrift_inferences_total')}[{RATE}]))"),
              unit="reqps", no_value=None, decimals=1),
         stat("Baselines per model (max)",
-             "Distinct baseline digests served by the replicas of one model; more than 1 "
-             "means replicas disagree (PromdriftBaselineInconsistent).",
-             instant(f"max(count by ({b.by('model')}) "
-                     f"(count by ({b.by('model', 'digest')}) ({baseline_info})))"),
-             steps=[2], no_value=None),
+             "Distinct baselines served by the replicas of one model: 1 while every replica "
+             "serves the same; more during a rolling update, a canary or champion/"
+             "challenger, each baseline compared with its own live counts (Versions, below).",
+             instant(f"max(count by ({b.by('model', per_baseline=False)}) "
+                     f"(group by ({b.by('model')}) ({baseline_info})))"),
+             steps=[(2, "blue")], no_value=None),
+    ])
+
+    versions = b.by("model")
+    rate_inferences = f"rate({e.sel('promdrift_inferences_total')}[{RATE}])"
+    zero = f"group by ({versions}) ({baseline_info}) * 0"
+    b.row("Versions: the baselines served, side by side", [
+        table("Baselines served",
+              "One row per model version and baseline the replicas serve (a rolling update "
+              "or a canary shows two, champion/challenger two for good): each is compared "
+              "with its own baseline, its live counts summed over the replicas that serve "
+              "it. Traffic share: its part of the model's inferences. Drifting: its "
+              "features and outputs whose KS exceeds the critical value and the minimum "
+              "effect size. Alerts: promdrift alerts firing for it.",
+              [table_query(f"count by ({versions}) ({baseline_info})"),
+               table_query(f"sum by ({versions}) ({rate_inferences})"),
+               table_query(f"sum by ({versions}) ({rate_inferences})\n"
+                           f"/ on ({b.by('model', per_baseline=False)}) group_left ()\n"
+                           f"sum by ({b.by('model', per_baseline=False)}) ({rate_inferences})"),
+               table_query(f"count by ({versions}) (\n  {ks}\n    > {on_f} {crit}\n"
+                           f"    > {n(t.ks_min_effect)}\n)\nor\n{zero}"),
+               table_query(f"count by ({versions}) ({alerts})\nor\n{zero}")],
+              ["replicas", "inferences / s", "traffic share", "drifting features",
+               "firing alerts"], rank="firing alerts", rank_decimals=0, width=24, height=6),
     ])
 
     def features_table(title: str, description: str, columns: Dict[str, str], width: int):
@@ -80,7 +106,7 @@ def overview(config: RulesConfig) -> Dict[str, Any]:
                      [table_query(f"max by ({mf}) (\n  {indent(expr, 2)}\n)")
                       for expr in columns.values()],
                      list(columns), rank=next(iter(columns)), width=width,
-                     link=feature_link(["model", "feature", *config.keep_labels]))
+                     link=feature_link(["model", "baseline", "feature", *config.keep_labels]))
 
     b.row("Drift status of every feature (worst first)", [
         features_table(

@@ -3,7 +3,8 @@
     >>> from promdrift.promql import RulesConfig
     >>> d = predictions(RulesConfig())
     >>> [p["title"] for p in d["panels"] if p["type"] == "row"]
-    ['Categorical output: predicted classes', 'Numeric output: predicted values', 'Traffic']
+    ['Categorical output: predicted classes (baseline $baseline)',
+     'Numeric output: predicted values (baseline $baseline)', 'Traffic (baseline $baseline)']
 """
 
 from __future__ import annotations

@@ -73,6 +73,41 @@ def _names(arg: Union[None, str, Iterable[str]]) -> List[str]:
     return [str(a) for a in arg]
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every number in one canonical form, for hashing: a whole number (an
+    int, a float such as ``100.0``, a numpy integer or float) as a Python ``int``, any other
+    finite number as a Python ``float`` (written as its shortest round-trip ``repr``),
+    NaN and infinities as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; tuples as
+    lists, mapping keys as strings; booleans and strings unchanged::
+
+        >>> canonical({"count": 100.0, "mean": np.float32(0.5), "edges": (1, 2.5)})
+        {'count': 100, 'mean': 0.5, 'edges': [1, 2.5]}
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        if x != x:
+            return "NaN"
+        if x in (float("inf"), float("-inf")):
+            return "Infinity" if x > 0 else "-Infinity"
+        return int(x) if x.is_integer() and abs(x) < 2 ** 53 else x
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of ``value`` (:func:`canonical`, sorted keys, no spaces): what
+    :attr:`Baseline.digest` hashes."""
+    return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"),
+                      allow_nan=False)
+
+
 @dataclass(frozen=True)
 class Baseline:
     """Per-feature (and per-prediction-output) training distributions of one model.
@@ -293,12 +328,15 @@ class Baseline:
 
     @property
     def digest(self) -> str:
-        """First 12 hex digits of the SHA-256 of the canonical JSON (creation time excluded)."""
+        """First 12 hex digits of the SHA-256 of the content in canonical JSON
+        (:func:`canonical_json`; creation time and metadata excluded): a function of the
+        content only, the same in memory, after :meth:`save` and :meth:`load`, and whatever
+        the numpy version or the number types that built it. Every series a monitor exports
+        carries it as the label ``baseline``."""
         d = self.to_dict()
         d.pop("created", None)
         d.pop("metadata", None)
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return hashlib.sha256(canonical_json(d).encode()).hexdigest()[:12]
 
     # ----------------------------------------------------------------- files
     def to_dict(self) -> Dict[str, Any]:

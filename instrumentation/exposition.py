@@ -14,8 +14,10 @@ rendered the usual way. Both paths produce the same samples::
     >>> m = DriftMonitor(Baseline.fit({"x": [1.0, 2.0, 3.0]}, bins=2, model="m"), registry=reg)
     >>> m.observe({"x": 2.5})
     >>> reg.get_sample_value("promdrift_feature_value_bucket",
-    ...                      {"model": "m", "feature": "x", "le": "+Inf"})
+    ...                      {**dict(m.plan_labels), "feature": "x", "le": "+Inf"})
     1.0
+    >>> m.plan_labels   # every series starts with these: model, model_version, baseline
+    (('model', 'm'), ('baseline', '...'))
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from prometheus_client.metrics_core import Metric
 from .columns import NumericColumn
 from .store import FEATURE, PREDICTION, REASONS, Block, Labels, Layout
 
-__all__ = ["Plan", "ModelPlan", "BlockPlan", "PromdriftCollector", "collector_for",
+__all__ = ["Plan", "ModelPlan", "model_labels", "BlockPlan", "PromdriftCollector", "collector_for",
            "metrics_text", "FAMILIES", "CONTENT_TYPE", "Sample", "make_wsgi_app",
            "make_asgi_app", "start_http_server"]
 
@@ -264,15 +266,29 @@ class Plan:
             yield k, [(n, dict(l), float(v)) for n, l, v in zip(sec.names, sec.labels, sec.values)]
 
 
+def model_labels(model: str, digest: str, model_version: Optional[str] = None) -> Labels:
+    """The labels every series of a model starts with, in exposition order::
+
+        >>> model_labels("churn", "7f6c461120b0", "3")
+        (('model', 'churn'), ('model_version', '3'), ('baseline', '7f6c461120b0'))
+        >>> model_labels("churn", "7f6c461120b0")
+        (('model', 'churn'), ('baseline', '7f6c461120b0'))
+    """
+    version = (("model_version", str(model_version)),) if model_version else ()
+    return (("model", model),) + version + (("baseline", digest),)
+
+
 class ModelPlan(Plan):
     """Precomputed exposition of one model's live and baseline drift families."""
 
     def __init__(self, layout: Layout, model_version: Optional[str] = None):
         self.layout = layout
         baseline = layout.baseline
-        base: Labels = (("model", baseline.model),)
-        if model_version:
-            base += (("model_version", str(model_version)),)
+        #: the labels every sample of this model starts with: ``model``, ``model_version``
+        #: when given, and ``baseline``, the digest of the baseline the counts are counted
+        #: against (the rules compare each baseline's live counts with that baseline only)
+        self.labels: Labels = model_labels(baseline.model, baseline.digest, model_version)
+        base = self.labels
         live_secs: Dict[str, _Section] = {}
         fixed_secs: Dict[str, _Section] = {}
 
@@ -318,7 +334,7 @@ class ModelPlan(Plan):
         live("promdrift_inferences").add("_total", base, source=Layout.INFERENCES)
         live("promdrift_instrumentation_errors").add("_total", base, source=Layout.ERRORS)
         fixed("promdrift_baseline_info").add(
-            "", base + (("created", baseline.created), ("digest", baseline.digest),
+            "", base + (("created", baseline.created),
                         ("schema_version", str(baseline.schema_version))), value=1)
         super().__init__(live_secs, fixed_secs)
 

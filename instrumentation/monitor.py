@@ -117,9 +117,9 @@ class DriftMonitor:
         if self.store.layout.size != lay.size:
             raise ValueError("store was built for another baseline")
         self.plan = ModelPlan(lay, model_version=model_version)
-        #: the labels every sample of this model starts with (``model``, ``model_version``)
-        self.plan_labels: Labels = (("model", self.model),) + (
-            (("model_version", str(model_version)),) if model_version else ())
+        #: the labels every sample of this model starts with (``model``, ``model_version``
+        #: when given, ``baseline``: the digest; see ``exposition.model_labels``)
+        self.plan_labels: Labels = self.plan.labels
         self.registry = registry
         self._error_logged = False
         self._warned: set = set()

@@ -2,7 +2,7 @@
 
     >>> from promdrift.promql import RulesConfig, rules_yaml
     >>> text = rules_yaml(RulesConfig(keep_labels=["cluster"]))
-    >>> "sum by (model, feature, le, cluster)" in text
+    >>> "sum by (model, model_version, baseline, feature, le, cluster)" in text
     True
 
 ``promdrift rules -o DIR`` (``promdrift.exporter.cli``) writes ``rules.yml``,

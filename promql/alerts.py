@@ -48,13 +48,19 @@ def alert_rules(config: RulesConfig) -> List[Rule]:
     last, last_fast = f"the last {window_words(aw)}", f"the last {window_words(fw)}"
     n = e.num
     kept = "".join(f", {k} {{{{ $labels.{k} }}}}" for k in config.keep_labels)
+    # every statistic is per baseline: the text names the version (model_version when the
+    # model server sets it) and the baseline's digest
+    version = ("{{ with $labels.model_version }}version {{ . }}, {{ end }}"
+               "baseline {{ $labels.baseline }}")
 
     def where(subject: str) -> str:
-        return f"{subject} of model {{{{ $labels.model }}}}{kept}"
+        return f"{subject} of model {{{{ $labels.model }}}} ({version}{kept})"
 
     feature = where("Feature {{ $labels.feature }}")
     output = where("Output {{ $labels.output }}")
-    model = "Model {{ $labels.model }}" + kept
+    model = f"Model {{{{ $labels.model }}}} ({version}{kept})"
+    versions = config.by("model", "model_version", per_baseline=False)
+    versioned_info = e.sel("promdrift_baseline_info", 'model_version!=""')
     f_on = f"on ({e.by('model', 'feature')})"
     alerts = [
         Rule(alert="PromdriftFeatureDrift", labels={"severity": "warning"}, expr=(
@@ -118,7 +124,9 @@ def alert_rules(config: RulesConfig) -> List[Rule]:
                                f"(__other__) over {last} exceeds the baseline's share by "
                                f"{{{{ printf \"%.3f\" $value }}}}."}),
         Rule(alert="PromdriftInvalidValuesHigh", labels={"severity": "warning"}, expr=(
-            f"model_feature:promdrift_invalid:ratio_rate{fw} > {n(t.invalid_ratio_max)}"),
+            f"model_feature:promdrift_invalid:ratio_rate{fw} > {n(t.invalid_ratio_max)}\n"
+            f"and {f_on}\n"
+            f"  {indent(e.observed_rate(fw, 'increase'), 2)} >= {n(t.ratio_min_count)}"),
             annotations={
                 "summary": "Many values of a feature are missing or invalid.",
                 "description": f"{feature}: {{{{ $value | humanizePercentage }}}} of the values "
@@ -148,7 +156,9 @@ def alert_rules(config: RulesConfig) -> List[Rule]:
                                f"promdrift's observe() in {last_fast}; the affected rows are "
                                f"missing from the drift statistics."}),
         Rule(alert="PromdriftExporterRejectionsHigh", labels={"severity": "warning"}, expr=(
-            f"route:promdrift_exporter_rejected:ratio_rate{fw} > {n(t.exporter_rejected_ratio_max)}"),
+            f"route:promdrift_exporter_rejected:ratio_rate{fw} > {n(t.exporter_rejected_ratio_max)}\n"
+            f"and on ({e.by('route')})\n"
+            f"  {e.exporter_requests('increase', fw)} >= {n(t.ratio_min_count)}"),
             annotations={
                 "summary": "The promdrift exporter refuses many ingest requests.",
                 "description": f"Exporter route {{{{ $labels.route }}}}{kept}: "
@@ -156,13 +166,17 @@ def alert_rules(config: RulesConfig) -> List[Rule]:
                                f"of {last_fast} were refused whole (none of their rows "
                                f"counted); promdrift_exporter_rejected_total tells why."}),
         Rule(alert="PromdriftBaselineInconsistent", labels={"severity": "warning"}, expr=(
-            f"count by ({e.by('model')}) (group by ({e.by('model', 'digest')}) "
-            f"({e.sel('promdrift_baseline_info')})) > 1"),
+            f"count by ({versions}) (\n"
+            f"  group by ({e.by('model')}) ({versioned_info})\n"
+            f") > 1"),
             annotations={
-                "summary": "Replicas of a model serve different baseline files.",
-                "description": f"{model}: replicas export {{{{ $value }}}} different baseline "
-                               f"digests; the drift statistics mix them until every replica "
-                               f"serves the same baseline."}),
+                "summary": "Replicas that report the same model version serve different baselines.",
+                "description": f"Model {{{{ $labels.model }}}} version "
+                               f"{{{{ $labels.model_version }}}}{kept}: its replicas serve "
+                               f"{{{{ $value }}}} different baselines. Each baseline's drift "
+                               f"statistics stay apart, but one version should ship one "
+                               f"baseline file: a wrong file, or a new baseline deployed "
+                               f"without a new model_version."}),
         Rule(alert="PromdriftModelQualityDegraded", labels={"severity": "critical"}, expr=(
             f"(\n"
             f"    model_output_metric:promdrift_quality_degradation:{aw}{{metric=~\"accuracy|macro_f1\"}}\n"

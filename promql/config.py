@@ -3,11 +3,13 @@
     >>> from promdrift.promql.config import RulesConfig
     >>> cfg = RulesConfig(keep_labels=["cluster"], selector='job="model"')
     >>> cfg.by("model", "feature")
-    'model, feature, cluster'
+    'model, model_version, baseline, feature, cluster'
     >>> cfg.range("1h"), RulesConfig(time_scale=60).range("1h")
     ('1h', '1m')
     >>> RulesConfig(windows=["5m", "1h", "1d"]).windows
     ('5m', '1h', '1d')
+    >>> RulesConfig(keep_labels=["cluster", "model_version"]).keep_labels  # always kept
+    ('cluster',)
     >>> RulesConfig(keep_labels=["feature"])
     Traceback (most recent call last):
     ...
@@ -34,7 +36,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from promdrift.instrumentation.spec import Thresholds
 
 __all__ = ["RulesConfig", "OPTIONS", "ALERT_NAMES", "parse_duration", "format_duration",
-           "DEFAULT_RUNBOOK_URL", "RESERVED_LABELS"]
+           "DEFAULT_RUNBOOK_URL", "RESERVED_LABELS", "VERSION_LABELS"]
 
 #: Every alert the generator writes, with its default pending duration (``for:``).
 ALERT_NAMES: Dict[str, str] = {
@@ -56,10 +58,17 @@ ALERT_NAMES: Dict[str, str] = {
 
 DEFAULT_RUNBOOK_URL = "https://github.com/promdrift/promdrift/blob/main/docs/runbook.md#{anchor}"
 
+#: The labels that tell a model's baselines apart: every statistic of a model is computed per
+#: value of them (each baseline's live counts against that baseline only, summed over the
+#: replicas serving it), so rolling updates, canaries and refits never mix two baselines.
+#: ``baseline`` is the baseline's digest, on every series; ``model_version`` is there when
+#: the model server sets it (``DriftMonitor(..., model_version=...)``).
+VERSION_LABELS: Tuple[str, ...] = ("model_version", "baseline")
+
 #: Labels of promdrift's own series: a kept label may not reuse them.
 RESERVED_LABELS = frozenset({
-    "model", "model_version", "feature", "output", "le", "category", "class", "reason",
-    "upper", "lower", "actual", "predicted", "facet", "group", "metric", "digest", "created",
+    "model", "model_version", "baseline", "feature", "output", "le", "category", "class",
+    "reason", "upper", "lower", "actual", "predicted", "facet", "group", "metric", "created",
     "schema_version", "status", "kind", "alertname", "severity", "route", "code",
 })
 
@@ -70,9 +79,9 @@ OPTIONS: Dict[str, Tuple[Any, str]] = {
     "alert_window": ("1h", "the window the distribution, quality, bias alerts read"),
     "fast_window": ("5m", "the window the invalid-value, instrumentation-error and exporter-"
                     "rejection alerts read"),
-    "keep_labels": ((), "target labels kept besides model / feature (e.g. cluster, "
-                    "namespace, env): statistics are computed per value of them instead of "
-                    "pooling every target serving a model"),
+    "keep_labels": ((), "target labels kept besides model / model_version / baseline / "
+                    "feature (e.g. cluster, namespace, env): statistics are computed per "
+                    "value of them instead of pooling every target serving a baseline"),
     "selector": ("", "label matchers added to every selector of promdrift's series, e.g. "
                  "'job=\"model-server\", env!=\"dev\"'"),
     "thresholds": ({}, "threshold overrides (promdrift.instrumentation.spec.SETTINGS)"),
@@ -203,12 +212,13 @@ class RulesConfig:
         if isinstance(self.keep_labels, str):
             raise ValueError("keep_labels: give a list of label names, e.g. [cluster, env]")
         keep = tuple(_label_name(k, "keep_labels") for k in self.keep_labels)
-        for k in keep:
-            if k in RESERVED_LABELS:
-                raise ValueError(f"keep_labels: {k!r} is one of promdrift's own labels")
         if len(set(keep)) != len(keep):
             raise ValueError(f"keep_labels: a label is listed twice in {list(keep)}")
-        set_("keep_labels", keep)
+        for k in keep:
+            if k in RESERVED_LABELS and k not in VERSION_LABELS:
+                raise ValueError(f"keep_labels: {k!r} is one of promdrift's own labels")
+        # model_version and baseline are always kept: listing them changes nothing
+        set_("keep_labels", tuple(k for k in keep if k not in VERSION_LABELS))
         if not isinstance(self.selector, str):
             raise ValueError(f"selector: expected a string of label matchers, got {self.selector!r}")
         set_("selector", ", ".join(parse_selector(self.selector)))
@@ -312,9 +322,15 @@ class RulesConfig:
         return out
 
     # ------------------------------------------------------------------ use
-    def by(self, *labels: str) -> str:
-        """``labels`` plus the kept labels, as a ``by (...)`` / ``on (...)`` list."""
-        return ", ".join(tuple(labels) + self.keep_labels)
+    def by(self, *labels: str, per_baseline: bool = True) -> str:
+        """``labels`` plus the kept labels, as a ``by (...)`` / ``on (...)`` list; after
+        ``model``, the :data:`VERSION_LABELS` (a model's statistics are per baseline) unless
+        ``per_baseline`` is false."""
+        out: Tuple[str, ...] = ()
+        for label in labels:
+            extra = VERSION_LABELS if label == "model" and per_baseline else ()
+            out += (label,) + extra
+        return ", ".join(out + self.keep_labels)
 
     def seconds(self, duration: str) -> float:
         return parse_duration(duration) / self.time_scale

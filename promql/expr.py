@@ -13,7 +13,7 @@ selector is part of every series selector::
     >>> from promdrift.promql.config import RulesConfig
     >>> e = Expressions(RulesConfig(selector='job="m"'))
     >>> print(e.numeric_count(FEATURE, "5m"))
-    sum by (model, feature) (increase(promdrift_feature_value_bucket{job="m", le="+Inf"}[5m]))
+    sum by (model, model_version, baseline, feature) (increase(promdrift_feature_value_bucket{job="m", le="+Inf"}[5m]))
 
 The dashboards are built from the same fragments (``promdrift.grafana``), so a panel shows
 exactly what the rules record.
@@ -324,48 +324,66 @@ class Expressions:
                 f"({self.baseline_category_count(k)})")
 
     # ------------------------------------------------------------------ invalid values
-    def invalid_rate(self, w: str, by_reason: bool) -> str:
+    def invalid_rate(self, w: str, by_reason: bool, fn: str = "rate") -> str:
+        """Invalid values per second of a feature (``fn`` ``increase``: in the window)."""
         extra = ("reason",) if by_reason else ()
-        return self.summed('rate', FEATURE.invalid, ('model', 'feature', *extra), w)
+        return self.summed(fn, FEATURE.invalid, ('model', 'feature', *extra), w)
 
-    def valid_rate(self, k: Kind, w: str) -> str:
-        """Valid values per second of a column, numeric (histogram count) or categorical."""
+    def valid_rate(self, k: Kind, w: str, fn: str = "rate") -> str:
+        """Valid values per second of a column, numeric (histogram count) or categorical
+        (``fn`` ``increase``: in the window)."""
         labels = ("model", k.key)
         return (f"(\n"
-                f"    {self.summed('rate', k.value + '_count', labels, w)}\n"
+                f"    {self.summed(fn, k.value + '_count', labels, w)}\n"
                 f"  or\n"
-                f"    {self.summed('rate', k.cat_total, labels, w)}\n"
+                f"    {self.summed(fn, k.cat_total, labels, w)}\n"
                 f")")
 
-    def observed_rate(self, w: str) -> str:
-        """Valid + invalid values per second (absent when 0)."""
+    def observed_rate(self, w: str, fn: str = "rate") -> str:
+        """Valid + invalid values per second (``fn`` ``increase``: in the window; absent
+        when 0)."""
         f = self.by("model", "feature")
         return (f"(\n"
                 f"  (\n"
-                f"      {indent(self.valid_rate(FEATURE, w), 6)}\n"
+                f"      {indent(self.valid_rate(FEATURE, w, fn), 6)}\n"
                 f"    + on ({f})\n"
-                f"      {self.invalid_rate(w, False)}\n"
+                f"      {self.invalid_rate(w, False, fn)}\n"
                 f"  ) > 0\n"
                 f")")
 
     def invalid_ratio(self, w: str, by_reason: bool) -> str:
-        """Invalid share of all values (by reason, or all reasons together)."""
+        """Invalid share of all values (by reason, or all reasons together), while a replica
+        serves the baseline."""
         group = " group_left ()" if by_reason else ""
-        return (f"{self.invalid_rate(w, by_reason)}\n"
-                f"/ on ({self.by('model', 'feature')}){group}\n"
-                f"{self.observed_rate(w)}")
+        return self.serving(f"{self.invalid_rate(w, by_reason)}\n"
+                            f"/ on ({self.by('model', 'feature')}){group}\n"
+                            f"{self.observed_rate(w)}")
 
     def instrumentation_errors(self, w: str) -> str:
-        return self.summed('increase', 'promdrift_instrumentation_errors_total', ('model',), w)
+        """Errors inside promdrift's observe() in the window, while a replica serves the
+        baseline."""
+        return self.serving(self.summed('increase', 'promdrift_instrumentation_errors_total',
+                                        ('model',), w))
+
+    def serving(self, expr: str) -> str:
+        """``expr`` while some replica serves its baseline: a version's statistics end with
+        its traffic, not a window later. (The distribution statistics join the baseline
+        series themselves and need no such condition.)"""
+        return (f"(\n  {indent(expr, 2)}\n)\n"
+                f"and on ({self.by('model')})\n"
+                f"group by ({self.by('model')}) ({self.sel('promdrift_baseline_info')})")
+
+    def exporter_requests(self, fn: str, w: str) -> str:
+        """The standalone exporter's ingest requests by route: ``rate`` or ``increase``."""
+        return self.summed(fn, 'promdrift_exporter_requests_total', ('route',), w,
+                           'route=~"observations|labels"')
 
     def exporter_rejected_ratio(self, w: str) -> str:
         """Share of the standalone exporter's ingest requests refused whole, by route (absent
         without ingest requests)."""
-        ingest = 'route=~"observations|labels"'
         return (f"{self.summed('rate', 'promdrift_exporter_rejected_total', ('route',), w)}\n"
                 f"/ on ({self.by('route')})\n"
-                f"({self.summed('rate', 'promdrift_exporter_requests_total', ('route',), w, ingest)}"
-                f" > 0)")
+                f"({self.exporter_requests('rate', w)} > 0)")
 
     # ------------------------------------------------------------------ quality
     def _o(self, *extra: str) -> str:

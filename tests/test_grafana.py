@@ -126,7 +126,7 @@ def test_variables(config_name, name):
     overview = name == "promdrift-overview.json"
     kept = list(config.keep_labels)
     order = [v["name"] for v in d["templating"]["list"]]
-    assert order == ["datasource", *kept, "model", *SUBJECTS[name][1], "window"]
+    assert order == ["datasource", *kept, "model", "baseline", *SUBJECTS[name][1], "window"]
     ds = vs["datasource"]
     assert ds["type"] == "datasource" and ds["query"] == "prometheus"
     for v in vs.values():
@@ -143,7 +143,8 @@ def test_variables(config_name, name):
         if config.selector:
             assert selector.startswith("promdrift_") and config.selector in selector
         assert v["refresh"] in (1, 2), "refreshed on load or on time range change"
-        multi = overview and v["name"] in ["model", *kept]
+        # several baselines (all by default): one row each on the detail dashboards
+        multi = (overview and v["name"] in ["model", *kept]) or v["name"] == "baseline"
         assert v["multi"] is multi and v["includeAll"] is multi, v["name"]
         if multi:
             assert v["allValue"] == (".+" if v["name"] == "model" else ".*")
@@ -355,7 +356,7 @@ def test_feature_dashboard_rows_split_numeric_and_categorical():
 def test_overview_lists_every_feature_worst_first(config_name):
     config = CONFIGS[config_name]
     d = BOARDS[config_name]["promdrift-overview.json"]
-    tables = [p for p in panels(d) if p["type"] == "table"]
+    tables = [p for p in panels(d) if p["type"] == "table" and "features" in p["title"]]
     assert len(tables) == 2
     for p in tables:
         sort = next(tr for tr in p["transformations"] if tr["id"] == "sortBy")
@@ -365,8 +366,9 @@ def test_overview_lists_every_feature_worst_first(config_name):
                 if pr["id"] == "links"]
         url = link[0]["value"][0]["url"]
         assert url.startswith("/d/promdrift-feature/")
-        # the row's model, feature and kept labels, and the window (its value, the range)
-        for label in ["model", "feature", *config.keep_labels]:
+        # the row's model, baseline, feature and kept labels, and the window (its value,
+        # the range)
+        for label in ["model", "baseline", "feature", *config.keep_labels]:
             assert f"var-{label}=${{__data.fields.{label}}}" in url
         assert "var-window=${window}" in url
 
@@ -386,9 +388,9 @@ def test_outcomes_dashboard_rows():
     titles: dict = {}
     for row, p in rows(d):
         titles.setdefault(row, []).append(p["title"])
-    assert list(titles) == ["Labels", "Categorical output: classification quality",
-                            "Numeric output: regression quality", "Bias: facet groups",
-                            "Attributions"]
+    assert list(titles) == [f"{t} (baseline $baseline)" for t in [
+        "Labels", "Categorical output: classification quality",
+        "Numeric output: regression quality", "Bias: facet groups", "Attributions"]]
     exprs = {t["expr"] for _, t in targets(d)}
     for rule in ("accuracy", "macro_f1", "mae", "rmse"):
         assert any(f"promdrift_quality_{rule}:${{window:text}}" in e for e in exprs), rule
@@ -453,3 +455,25 @@ def test_every_raw_metric_a_dashboard_reads_is_documented(config_name):
                     used.add(metric)
     assert {"promdrift_inferences_total", "promdrift_baseline_info",
             "promdrift_feature_value_bucket", "promdrift_baseline_feature_bin"} <= used
+
+
+@each_dashboard
+def test_detail_dashboards_show_one_row_per_baseline(config_name, name):
+    """The detail dashboards repeat every row per baseline (all baselines by default), so that
+    no panel mixes two baselines' bins during a rolling update or a canary; the overview lists
+    every baseline in its tables (its rules keep the baseline label) and does not repeat."""
+    d = BOARDS[config_name][name]
+    row_panels = [p for p in d["panels"] if p["type"] == "row"]
+    assert row_panels
+    baseline = variables(d)["baseline"]
+    assert baseline["multi"] and baseline["includeAll"]
+    assert label_values(variable_query(baseline))[1] == "baseline"
+    if name == "promdrift-overview.json":
+        assert all(not p.get("repeat") for p in row_panels)
+        assert any(p["title"].startswith("Versions") for p in row_panels)
+        return
+    for p in row_panels:
+        assert p["repeat"] == "baseline" and "$baseline" in p["title"], p["title"]
+    for _, t in targets(d):
+        if "promdrift_" in t["expr"] and "ALERTS" not in t["expr"]:
+            assert 'baseline=~"$baseline"' in t["expr"], t["expr"]

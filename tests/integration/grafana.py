@@ -220,9 +220,11 @@ def combinations(server: Any, dashboard: Mapping[str, Any], at: float,
                  optional: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Every combination of the dashboard's variable values, as Grafana resolves them: query
     variables through ``/api/v1/series`` in dashboard order (a later variable's query uses
-    the earlier ones' values; a multi-value variable with All takes its ``allValue``), custom
+    the earlier ones' values; a multi-value variable with All takes its ``allValue``, unless
+    rows repeat over it: then, as Grafana's repeated rows, each of its values), custom
     variables each of their options. A variable of ``optional`` that finds nothing takes
     None (Grafana's empty variable, substituted as ""); any other must find values."""
+    repeated = {p.get("repeat") for p in dashboard.get("panels", []) if p.get("repeat")}
     combos: List[Dict[str, Any]] = [{}]
     for name, v in variables(dashboard).items():
         if name == "datasource":
@@ -240,7 +242,7 @@ def combinations(server: Any, dashboard: Mapping[str, Any], at: float,
                 if not values and name in optional:
                     values = [None]
                 assert values, f"variable {name}: {variable_query(v)} found nothing"
-                if v.get("multi"):
+                if v.get("multi") and name not in repeated:
                     values = [v["allValue"]] if v.get("includeAll") else [values]
             nxt.extend({**c, name: val} for val in values)
         combos = nxt

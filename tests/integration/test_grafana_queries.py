@@ -208,7 +208,8 @@ def test_annotation_queries_return_the_firing_alerts(stack: Stack, name: str) ->
     for a in queries:
         got = set()
         for selection in ([models] if multi else models):   # a detail dashboard: one model
-            expr = substitute(a["expr"], {"model": selection, "feature": "x", "output": "x"})
+            expr = substitute(a["expr"], {"model": selection, "baseline": ".*", "feature": "x",
+                                         "output": "x"})
             got |= {s["metric"]["alertname"] for s in _series(stack.prom, expr, False, now)}
         assert {"PromdriftFeatureDrift", "PromdriftInvalidValuesHigh"} <= got, got
 
@@ -258,7 +259,7 @@ def test_worst_feature_tops_the_overview(stack: Stack) -> None:
     dash = DASHBOARDS["promdrift-overview.json"]
     table = next(p for _, p in rows(dash) if p["type"] == "table"
                  and "KS" in p["title"])
-    expr = substitute(table["targets"][0]["expr"], {"model": ".+",
+    expr = substitute(table["targets"][0]["expr"], {"model": ".+", "baseline": ".*",
                                                     "window": _window(dash, "1h")})
     ratio = {(s["metric"]["model"], s["metric"]["feature"]): s["values"][0]
              for s in _series(stack.prom, expr, True, time.time())}

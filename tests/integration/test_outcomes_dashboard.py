@@ -202,7 +202,7 @@ def test_annotation_shows_the_outcome_alerts(outcomes: Dict[str, Any]) -> None:
     (a,) = [a for a in DASH["annotations"]["list"] if a.get("expr")]
     got = set()
     for model in sorted(outcomes["models"]):          # the dashboard shows one model
-        expr = substitute(a["expr"], {"model": model})
+        expr = substitute(a["expr"], {"model": model, "baseline": ".*"})
         got |= {(s["metric"]["alertname"], s["metric"]["model"])
                 for s in _series(outcomes["prom"], expr, False, outcomes["alerts_at"])}
     assert got == outcomes["expected"]

@@ -7,9 +7,9 @@ made of, narrowed to one model and column. ``tests/promql/test_rule_files.py`` c
 each appears in the runbook and is evaluated by a promtool test::
 
     >>> print(query("baseline_unseen_share", model="m", feature="color"))
-    max by (model, feature) (promdrift_baseline_feature_category{model="m", feature="color", category="__other__"})
-    / on (model, feature)
-    (sum by (model, feature) (max by (model, feature, category) (promdrift_baseline_feature_category{model="m", feature="color"})) > 0)
+    max by (model, model_version, baseline, feature) (promdrift_baseline_feature_category{model="m", feature="color", category="__other__"})
+    / on (model, model_version, baseline, feature)
+    (sum by (model, model_version, baseline, feature) (max by (model, model_version, baseline, feature, category) (promdrift_baseline_feature_category{model="m", feature="color"})) > 0)
 """
 
 from __future__ import annotations

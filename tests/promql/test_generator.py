@@ -143,7 +143,7 @@ def test_thresholds_and_pending_durations_are_stamped():
 
 def test_family_wise_critical_value_can_be_switched_off():
     fw = Expressions(RulesConfig()).ks_critical(FEATURE, "1h")
-    assert "count by (model)" in fw and f"ln({Thresholds().ks_alpha}" in fw
+    assert "count by (model, model_version, baseline)" in fw and f"ln({Thresholds().ks_alpha}" in fw
     plain = RulesConfig(thresholds={"ks_familywise": False, "ks_alpha": 0.05})
     text = Expressions(plain).ks_critical(FEATURE, "1h")
     assert text.startswith("1.358") and "count by" not in text
@@ -175,7 +175,7 @@ def test_cli(tmp_path, capsys):
     assert main(["rules", "-o", str(out), "--no-dashboards", "--keep-label", "cluster",
                  "--set", "psi_max=0.3", "--window", "5m", "--window", "1h", "-q"]) == 0
     assert sorted(os.listdir(out)) == ["alerts.yml", "prometheusrule.yaml", "rules.yml"]
-    assert "sum by (model, feature, le, cluster)" in (out / "rules.yml").read_text()
+    assert "sum by (model, model_version, baseline, feature, le, cluster)" in (out / "rules.yml").read_text()
     assert '"psi_max": 0.3' in (out / "rules.yml").read_text().splitlines()[1]
     args = ["rules", "-o", str(out), "--no-dashboards", "--keep-label", "cluster",
             "--set", "psi_max=0.3", "--check"]

@@ -239,7 +239,7 @@ def test_headers_list_the_thresholds_and_durations_in_force() -> None:
         literal = re.findall(NUMBER, committed[i][1])[j]
         assert float(literal) == header_thresholds()[setting], (setting, literal)
     crit = [e for n, e in committed if n.endswith("ks_critical:1h")]
-    assert crit and all(("count by (model)" in e) == header_thresholds()["ks_familywise"]
+    assert crit and all(("count by (model, model_version, baseline)" in e) == header_thresholds()["ks_familywise"]
                         for e in crit)
     assert header_thresholds("rules.yml") == header_thresholds("alerts.yml")
     flat = " ".join(read("promql", "alerts.yml").split("\ngroups:")[0].replace("#", " ").split())
