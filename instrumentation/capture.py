@@ -147,10 +147,11 @@ def _snapshot(v: Any) -> Any:
 class _Counters:
     """The capture counters of one model: a block of counter slots and its store."""
 
-    def __init__(self, model: str, store: Any = None, digest: str = ""):
+    def __init__(self, model: str, store: Any = None, digest: str = "",
+                 labels: Optional[Tuple[Tuple[str, str], ...]] = None):
         from .exposition import BlockPlan
         from .store import Block
-        b = Block("capture", model, digest, (("model", model),))
+        b = Block("capture", model, digest, labels or (("model", model),))
         self.rows = b.counter("promdrift_capture_rows")
         self.dropped = {r: b.counter("promdrift_capture_dropped", "_total", (("reason", r),))
                         for r in DROP_REASONS}
@@ -599,15 +600,17 @@ class DataCapture:
             total += sum(counts[slot] for r, slot in c.dropped.items() if reason in (None, r))
         return int(total)
 
-    def watch(self, model: str, store: Any = None, digest: str = "") -> Tuple[Any, Any]:
+    def watch(self, model: str, store: Any = None, digest: str = "",
+              labels: Optional[Tuple[Tuple[str, str], ...]] = None) -> Tuple[Any, Any]:
         """Expose this model's capture counters at 0 before its first row. ``store`` builds
-        the counters' store (a monitor passes its own kind, and then exposes them itself:
-        this capture's collector leaves them out). Returns ``(plan, store)``."""
+        the counters' store (a monitor passes its own kind and its labels, ``model``,
+        ``model_version``, ``baseline``, and then exposes them itself: this capture's
+        collector leaves them out). Returns ``(plan, store)``."""
         with self._lock:
             c = self._counters.get(model)
             if c is None or (store is not None and model not in self._attached):
                 old = c
-                c = self._counters[model] = _Counters(model, store, digest)
+                c = self._counters[model] = _Counters(model, store, digest, labels)
                 if old is not None:  # counted before a monitor attached: keep those counts
                     before = old.store.snapshot()
                     c.store.add(range(len(before)), before.tolist())
@@ -663,7 +666,8 @@ class CaptureTracker(Plugin):
     def bind(self, monitor: Any) -> None:
         super().bind(monitor)
         b = monitor.baseline
-        self._exposed = [self.capture.watch(monitor.model, monitor.store.sibling, b.digest)]
+        self._exposed = [self.capture.watch(monitor.model, monitor.store.sibling, b.digest,
+                                            monitor.plan_labels)]
         self._args = {"model": monitor.model, "model_version": monitor.model_version,
                       "feature_names": tuple(b.feature_names),
                       "output_names": tuple(b.prediction_names)}

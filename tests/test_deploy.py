@@ -417,8 +417,11 @@ def test_the_deployment_command_serves_probes_and_counts(name, mtls, penguins_sp
                               "s3cret" if "authorization" in endpoint else None)
     assert status == 200
     got = samples(text.decode())
-    assert got["promdrift_inferences_total", (("model", "penguins"),)] == 1
-    assert got["promdrift_feature_category_total", (("category", "Dream"), ("feature", "island"),
+    (info,) = [dict(k) for n, k in got if n == "promdrift_baseline_info"]
+    mb = (("baseline", info["baseline"]),)
+    assert got["promdrift_inferences_total", mb + (("model", "penguins"),)] == 1
+    assert got["promdrift_feature_category_total", (("baseline", info["baseline"]),
+                                                    ("category", "Dream"), ("feature", "island"),
                                                     ("model", "penguins"))] == 1
 
 

@@ -144,9 +144,10 @@ def test_without_derived_features_the_file_is_version_1_as_before(penguins_basel
     b = dataclasses.replace(penguins_baseline, created=FIXED_CREATED)
     d = b.to_dict()
     assert set(d) == V1_KEYS and d["schema_version"] == 1 and b.schema_version == 1
-    # the digest of tests/data/golden_metrics.txt, written before derived features existed
+    # the digest of tests/data/golden_metrics.txt (whose file format predates derived
+    # features)
     with open(BREAST_CANCER_CSV.replace("breast_cancer.csv", "golden_metrics.txt")) as f:
-        assert f'digest="{b.digest}",schema_version="1"' in f.read()
+        assert f'baseline="{b.digest}",created="{FIXED_CREATED}",schema_version="1"' in f.read()
     # schema_version follows the sections whatever is passed
     assert dataclasses.replace(b, schema_version=2).to_dict() == d
 
@@ -207,10 +208,11 @@ def test_derived_columns_follow_the_user_features_in_every_family(bc_baseline):
     assert names[29:29 + len(derived)] == [("feature", n) for n in derived]
     assert names[-1] == ("prediction", "worst_area")
     text = m.render()
+    mb = f'model="bc",baseline="{bc_baseline.digest}"'
     for c in bc_baseline.derived:
-        assert f'promdrift_baseline_feature_value_count{{model="bc",feature="{c.name}"}} ' \
+        assert f'promdrift_baseline_feature_value_count{{{mb},feature="{c.name}"}} ' \
                f'{c.count}' in text
-        assert f'promdrift_feature_invalid_total{{model="bc",feature="{c.name}",' \
+        assert f'promdrift_feature_invalid_total{{{mb},feature="{c.name}",' \
                f'reason="missing"}} 0' in text
     page = landing_page(m)
     order = [page.index(f'data-column="{n}"') for n in

@@ -286,8 +286,9 @@ def test_metrics_has_every_model_once(penguins_species, penguins_multi):
     text = client.get("/metrics").get_data(as_text=True)
     assert text.count("# TYPE promdrift_inferences_total counter") == 1
     values = samples(text)
-    assert values[("promdrift_inferences_total", (("model", "multi"),))] == 0
-    assert values[("promdrift_inferences_total", (("model", "penguins"),))] == 0
+    for b in (penguins_species, penguins_multi):
+        key = (("baseline", b.digest), ("model", b.model))
+        assert values[("promdrift_inferences_total", key)] == 0
 
 
 def test_monitors_without_a_shared_registry(penguins_species, penguins_multi):
@@ -296,7 +297,8 @@ def test_monitors_without_a_shared_registry(penguins_species, penguins_multi):
     client = create_app({"a": monitors[0], "b": monitors[1]}).test_client()
     assert client.post(URL.format("multi"), json={"features": {}}).status_code == 200
     values = samples(client.get("/metrics").get_data(as_text=True))
-    assert values[("promdrift_inferences_total", (("model", "multi"),))] == 1
+    key = (("baseline", penguins_multi.digest), ("model", "multi"))
+    assert values[("promdrift_inferences_total", key)] == 1
 
 
 @pytest.mark.parametrize("kwargs, message", [

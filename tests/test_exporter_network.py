@@ -23,7 +23,8 @@ from promdrift.exporter import cli
 from promdrift.exporter.client import ExporterClient, ExporterError
 from promdrift.exporter.webconfig import WebConfig, WebConfigError
 
-from exporter_helpers import BIN, GunicornProcess, free_port, make_certs, samples, wait_until
+from exporter_helpers import (BIN, OWN, GunicornProcess, free_port, make_certs, samples,
+                              wait_until)
 from exporter_helpers import http as http_request
 
 pytest.importorskip("gunicorn")
@@ -56,7 +57,14 @@ def exporter(baseline_path, tmp_path, *options, workers=1, context=None, name="e
 
 
 def value(text, name, **labels):
-    return samples(text).get((name, tuple(sorted(labels.items()))))
+    """A sample of ``text``; the ``baseline`` label of a model's series (not the exporter's
+    own families) is the one its ``promdrift_baseline_info`` gives."""
+    got = samples(text)
+    if "model" in labels and not name.startswith(OWN):
+        (info,) = [dict(k) for n, k in got if n == "promdrift_baseline_info"
+                   and dict(k)["model"] == labels["model"]]
+        labels = {"baseline": info["baseline"], **labels}
+    return got.get((name, tuple(sorted(labels.items()))))
 
 
 def answer_of(sock, timeout):

@@ -180,12 +180,14 @@ def test_all_series_exist_from_the_first_scrape(registry, penguins_baseline):
     col = penguins_baseline.feature("body_mass_g")
     for le, cum, n in zip(col.labels, col.cumulative(), col.counts):
         assert registry.get_sample_value("promdrift_baseline_feature_value_bucket",
-                                         {"model": "penguins", "feature": "body_mass_g",
-                                          "le": le}) == cum
+                                         {"model": "penguins", "baseline": m.baseline.digest,
+                                          "feature": "body_mass_g", "le": le}) == cum
         assert m.sample("promdrift_baseline_feature_bin", feature="body_mass_g", upper=le,
                         lower=(["-Inf"] + col.labels)[col.labels.index(le)]) == n
     assert m.sample("promdrift_baseline_info", created=penguins_baseline.created,
-                    digest=penguins_baseline.digest, schema_version="1") == 1
+                    schema_version="1") == 1
+    # every series of the model, live and baseline, is labelled with the baseline's digest
+    assert {dict(l).get("baseline") for _, l, _ in samples} == {penguins_baseline.digest}
 
 
 def test_drop_in_helpers_serve_the_registry_by_the_fast_path(registry):

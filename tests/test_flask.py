@@ -62,24 +62,25 @@ def test_predict_and_scrape(app_and_monitor, rows):
         assert resp.get_json() == {"prediction": r["species"]}
     resp, values = _scrape(client)
     assert resp.mimetype == "text/plain"
-    m = "penguins"
-    assert _v(values, "promdrift_inferences_total", model=m) == len(rows)
-    assert _v(values, "promdrift_instrumentation_errors_total", model=m) == 0
+    m = dict(monitor.plan_labels)  # model and baseline
+    assert m["model"] == "penguins" and m["baseline"] == monitor.baseline.digest
+    assert _v(values, "promdrift_inferences_total", **m) == len(rows)
+    assert _v(values, "promdrift_instrumentation_errors_total", **m) == 0
     for cls in ("Adelie", "Gentoo", "Chinstrap"):
-        assert _v(values, "promdrift_prediction_class_total", model=m, output="species",
+        assert _v(values, "promdrift_prediction_class_total", **m, output="species",
                   **{"class": cls}) == sum(r["species"] == cls for r in rows)
     for col in monitor.baseline.features:
         vals = [r[col.name] for r in rows]
         if isinstance(col, NumericColumn):
             valid = np.array([v for v in vals if v is not None])
             for e, le in zip(list(col.edges) + [np.inf], col.labels):
-                assert _v(values, "promdrift_feature_value_bucket", model=m, feature=col.name,
+                assert _v(values, "promdrift_feature_value_bucket", **m, feature=col.name,
                           le=le) == np.count_nonzero(valid <= e)
-            assert _v(values, "promdrift_feature_invalid_total", model=m, feature=col.name,
+            assert _v(values, "promdrift_feature_invalid_total", **m, feature=col.name,
                       reason="null") == vals.count(None)
         else:
             for cat in col.categories:
-                assert _v(values, "promdrift_feature_category_total", model=m,
+                assert _v(values, "promdrift_feature_category_total", **m,
                           feature=col.name, category=cat) == vals.count(cat)
 
 
@@ -96,8 +97,9 @@ def test_failing_extractor_does_not_change_the_response(app_and_monitor):
     assert resp.status_code == 201
     assert resp.get_json() == {"prediction": "Adelie"}
     _, values = _scrape(client)
-    assert _v(values, "promdrift_instrumentation_errors_total", model="penguins") == 1
-    assert _v(values, "promdrift_inferences_total", model="penguins") == 0
+    m = dict(monitor.plan_labels)
+    assert _v(values, "promdrift_instrumentation_errors_total", **m) == 1
+    assert _v(values, "promdrift_inferences_total", **m) == 0
 
 
 def test_missing_features_key_is_an_error_not_a_failure(app_and_monitor):

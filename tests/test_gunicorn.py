@@ -191,7 +191,8 @@ def test_cli_without_gunicorn(baseline_path, capsys, monkeypatch):
     client = served["app"].test_client()
     assert client.post("/v1/models/penguins/observations",
                        json={"features": {"year": 2008}}).status_code == 200
-    assert "promdrift_inferences_total{model=\"penguins\"} 1" in client.get(
+    digest = Baseline.load(baseline_path).digest
+    assert f'promdrift_inferences_total{{model="penguins",baseline="{digest}"}} 1' in client.get(
         "/metrics").get_data(as_text=True)
 
 

@@ -14,7 +14,11 @@ from conftest import BREAST_CANCER_CSV, read_rows
 
 
 def _sample(registry, name, **labels):
-    return registry.get_sample_value(name, labels)
+    """A sample of ``registry``; the labels every series of the ``model``'s monitor starts
+    with (its baseline digest) are filled in."""
+    from promdrift.instrumentation.exposition import collector_for
+    monitor = next(m for m in collector_for(registry).monitors if m.model == labels["model"])
+    return registry.get_sample_value(name, {**dict(monitor.plan_labels), **labels})
 
 
 def _check_numeric(monitor, registry, name, values, times=1, role="feature"):
@@ -195,7 +199,9 @@ def test_bounded_categories(registry, penguins_baseline):
     assert cats == set(penguins_baseline.feature("island").categories) | {"__other__"}
     assert _sample(registry, "promdrift_feature_category_total", model="penguins",
                    feature="island", category="__other__") == 100_000
-    assert m.render().count('promdrift_feature_category_total{model="penguins",feature="island",category=') == len(cats)
+    prefix = ('promdrift_feature_category_total{model="penguins",'
+              f'baseline="{penguins_baseline.digest}",feature="island",category=')
+    assert m.render().count(prefix) == len(cats)
 
 
 def test_thread_safety():

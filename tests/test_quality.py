@@ -161,14 +161,15 @@ def test_collector_path_equals_sample_and_text(registry):
         m.record_label(i, truth[i])
     for a in ("benign", "malignant"):
         for p in ("benign", "malignant"):
-            labels = {"model": "cancer", "output": "diagnosis", "actual": a, "predicted": p}
+            labels = {"model": "cancer", "baseline": m.baseline.digest, "output": "diagnosis",
+                      "actual": a, "predicted": p}
             v = registry.get_sample_value("promdrift_quality_confusion_total", labels)
             assert v == m.sample("promdrift_quality_confusion_total", **{
                 k: labels[k] for k in ("output", "actual", "predicted")})
             assert v == sum(1 for i in range(50) if truth[i] == a and pred[i] == p)
     text = metrics_text(registry).decode()
     assert text.count("# TYPE promdrift_quality_confusion_total counter") == 1
-    assert 'promdrift_quality_labels_total{model="cancer"} 50' in text
+    assert f'promdrift_quality_labels_total{{model="cancer",baseline="{m.baseline.digest}"}} 50' in text
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
@@ -522,11 +523,12 @@ def test_scrape_expires_held_labels_and_survives_a_broken_store(registry):
     assert m.record_label("lost", "a") == "held"
     clock.t += 11  # no traffic at all: the scrape itself expires the held label
     text = metrics_text(registry).decode()
-    assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
-    assert 'promdrift_quality_pending{model="sc",kind="label"} 0' in text
+    ms = f'model="sc",baseline="{b.digest}"'
+    assert f'promdrift_quality_labels_unmatched_total{{{ms},reason="unknown"}} 1' in text
+    assert f'promdrift_quality_pending{{{ms},kind="label"}} 0' in text
     m.labels.store.close()
     text = metrics_text(registry).decode()  # no exception, the last counts, no gauge
-    assert 'promdrift_quality_labels_unmatched_total{model="sc",reason="unknown"} 1' in text
+    assert f'promdrift_quality_labels_unmatched_total{{{ms},reason="unknown"}} 1' in text
     assert "promdrift_quality_pending{" not in text
 
 

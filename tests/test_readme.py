@@ -93,7 +93,8 @@ def check(result, baseline):
     got = samples(result["metrics"])
     for key, value in samples(reference.render()).items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
-    assert got["promdrift_inferences_total", (("model", "penguins"),)] == 1
+    key = (("baseline", baseline.digest), ("model", "penguins"))
+    assert got["promdrift_inferences_total", key] == 1
 
 
 def test_the_quickstart_runs_as_written(tmp_path):

@@ -52,7 +52,8 @@ print(json.dumps({{"answers": answers, "metrics": text}}))
     got = samples(result["metrics"])
     for key, value in samples(reference.render()).items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
-    assert got["promdrift_inferences_total", (("model", "penguins"),)] == 40
+    key = (("baseline", penguins_species.digest), ("model", "penguins"))
+    assert got["promdrift_inferences_total", key] == 40
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
