@@ -247,9 +247,11 @@ def test_monitor_integration_and_counters(tmp_path, penguins_baseline, penguins_
     reg = CollectorRegistry()
     cap = DataCapture(tmp_path, seed=0)
     monitor = DriftMonitor(penguins_baseline, registry=reg, capture=cap)
-    assert reg.get_sample_value("promdrift_capture_rows_total", {"model": "penguins"}) == 0
+    mb = dict(monitor.plan_labels)  # attached, the counters carry the monitor's labels
+    assert mb == {"model": "penguins", "baseline": penguins_baseline.digest}
+    assert reg.get_sample_value("promdrift_capture_rows_total", mb) == 0
     assert reg.get_sample_value("promdrift_capture_dropped_total",
-                                {"model": "penguins", "reason": "queue_full"}) == 0
+                                {**mb, "reason": "queue_full"}) == 0
     names = penguins_baseline.feature_names
     rows = [{k: r[k] for k in names} for r in penguins_rows]
     for i, row in enumerate(rows[:100]):
@@ -262,8 +264,7 @@ def test_monitor_integration_and_counters(tmp_path, penguins_baseline, penguins_
     assert [r["inference_id"] for r in recs] == [f"r{i}" for i in range(len(rows))]
     assert [r["features"] for r in recs] == rows
     assert all(r["model"] == "penguins" for r in recs)
-    assert reg.get_sample_value("promdrift_capture_rows_total",
-                                {"model": "penguins"}) == len(rows) + 1
+    assert reg.get_sample_value("promdrift_capture_rows_total", mb) == len(rows) + 1
     assert monitor.sample("promdrift_inferences_total") == len(rows)
     # Rows given as sequences in baseline order are named.
     monitor.observe([rows[0][n] for n in names])
@@ -272,7 +273,8 @@ def test_monitor_integration_and_counters(tmp_path, penguins_baseline, penguins_
     # A second monitor in the same registry shares the capture's one collector.
     other = Baseline.fit({"x": [1.0, 2.0]}, model="other", bins=2)
     DriftMonitor(other, registry=reg).capture_to(cap)
-    assert reg.get_sample_value("promdrift_capture_rows_total", {"model": "other"}) == 0
+    assert reg.get_sample_value("promdrift_capture_rows_total",
+                                {"model": "other", "baseline": other.digest}) == 0
 
 
 def test_predictions_are_named_by_the_monitor(tmp_path, breast_cancer_baseline,

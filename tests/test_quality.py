@@ -169,7 +169,8 @@ def test_collector_path_equals_sample_and_text(registry):
             assert v == sum(1 for i in range(50) if truth[i] == a and pred[i] == p)
     text = metrics_text(registry).decode()
     assert text.count("# TYPE promdrift_quality_confusion_total counter") == 1
-    assert f'promdrift_quality_labels_total{{model="cancer",baseline="{m.baseline.digest}"}} 50' in text
+    labels = f'model="cancer",baseline="{m.baseline.digest}"'
+    assert f"promdrift_quality_labels_total{{{labels}}} 50" in text
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")

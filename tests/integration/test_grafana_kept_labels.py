@@ -156,8 +156,8 @@ def test_the_cluster_variable_narrows_the_models_and_the_series(stack: Dict[str,
     assert models == {"east": {"penguins", "canary"}, "west": {"penguins"}}
     bins = _panel("promdrift-feature.json", "Distribution per bin: live vs baseline")
     for cluster in ("east", "west"):
-        values = {"cluster": cluster, "model": "penguins", "feature": "body_mass_g",
-                  "window": _window(dash, "1h")}
+        values = {"cluster": cluster, "model": "penguins", "baseline": ".*",
+                  "feature": "body_mass_g", "window": _window(dash, "1h")}
         for t in bins["targets"]:
             got = _run(stack, t["expr"], values)
             assert len(got) == 20 and {s["metric"]["cluster"] for s in got} == {cluster}
@@ -168,13 +168,13 @@ def test_overview_ranks_each_cluster_separately(stack: Dict[str, Any]) -> None:
     training distribution itself in west (KS 0), never the two pooled."""
     dash = DASHBOARDS["promdrift-overview.json"]
     table = next(p for _, p in rows(dash) if p["type"] == "table" and "KS" in p["title"])
-    values = {"cluster": ".*", "model": ".+", "window": _window(dash, "1h")}
+    values = {"cluster": ".*", "model": ".+", "baseline": ".*", "window": _window(dash, "1h")}
     ratio = {(s["metric"]["cluster"], s["metric"]["model"], s["metric"]["feature"]):
              s["values"][0] for s in _run(stack, table["targets"][0]["expr"], values)}
     assert ratio[("east", "penguins", "body_mass_g")] > 1
     assert ratio[("west", "penguins", "body_mass_g")] < 1e-9
     assert ("west", "canary", "body_mass_g") not in ratio
-    west = {"cluster": "west", "model": ".+", "window": _window(dash, "1h")}
+    west = {"cluster": "west", "model": ".+", "baseline": ".*", "window": _window(dash, "1h")}
     assert {s["metric"]["cluster"] for s in _run(stack, table["targets"][0]["expr"], west)} \
         == {"west"}
 
@@ -218,10 +218,11 @@ def test_feature_bars_and_ks_equal_numpy(stack: Dict[str, Any], cluster: str) ->
     ks_table = next(p for _, p in rows(overview) if p["type"] == "table" and "KS" in p["title"])
     ks = {s["metric"]["feature"]: s["values"][0] for s in _run(
         stack, ks_table["targets"][1]["expr"],
-        {"cluster": cluster, "model": "penguins", "window": _window(overview, "1h")})}
+        {"cluster": cluster, "model": "penguins", "baseline": ".*",
+         "window": _window(overview, "1h")})}
     checked = 0
     for col in stack["baselines"]["penguins"].features:
-        values = {"cluster": cluster, "model": "penguins", "feature": col.name,
+        values = {"cluster": cluster, "model": "penguins", "baseline": ".*", "feature": col.name,
                   "window": _window(dash, "1h")}
         if col.kind == "numeric":
             edges = np.array(col.edges)
@@ -256,7 +257,7 @@ def test_class_shares_equal_numpy(stack: Dict[str, Any], cluster: str) -> None:
     dash = DASHBOARDS["promdrift-predictions.json"]
     panel = _panel("promdrift-predictions.json", "Class shares: live vs baseline")
     col = stack["baselines"]["penguins"].predictions[0]
-    values = {"cluster": cluster, "model": "penguins", "output": col.name,
+    values = {"cluster": cluster, "model": "penguins", "baseline": ".*", "output": col.name,
               "window": _window(dash, "1h")}
     got_live, got_base = _bars(stack, panel, values)
     ref_live = _category_reference(stack["fed"][(cluster, "penguins")]["species"],

@@ -134,7 +134,8 @@ def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> No
     """Both windows hold the whole feed at ``at``: the dashboard's quality equals numpy's."""
     checked = 0
     for name, m in outcomes["models"].items():
-        c = {"model": name, "output": m.output, "window": _window(window), "facet": ""}
+        c = {"model": name, "baseline": ".*", "output": m.output, "window": _window(window),
+             "facet": ""}
         pairs = _run(outcomes, _target("Labelled pairs in the window")["expr"], c)
         # increase() extrapolates the counter to the window's edges (ratios of two counters
         # scraped together, like accuracy or MAE, cancel it; a count does not)
@@ -158,7 +159,8 @@ def test_quality_panels_equal_numpy(outcomes: Dict[str, Any], window: str) -> No
         checked += 1
     assert checked == 5
     # the degraded classifier shows as degraded, beyond the tolerance
-    c = {"model": "cancer_bad", "output": "diagnosis", "window": _window(window), "facet": ""}
+    c = {"model": "cancer_bad", "baseline": ".*", "output": "diagnosis",
+         "window": _window(window), "facet": ""}
     deg = _by(_run(outcomes, _target("Degradation vs tolerance")["expr"], c), "metric")
     assert deg["accuracy"] > 0.05
 
@@ -168,7 +170,8 @@ def test_bias_table_equals_numpy(outcomes: Dict[str, Any]) -> None:
     checked = 0
     for name in ("penguins_ok", "penguins_bad"):
         m = outcomes["models"][name]
-        c = {"model": name, "output": "species", "facet": "island", "window": _window("1h")}
+        c = {"model": name, "baseline": ".*", "output": "species", "facet": "island",
+             "window": _window("1h")}
         live = _by(_run(outcomes, table["targets"][0]["expr"], c), "group", "class")
         base = _by(_run(outcomes, table["targets"][1]["expr"], c), "group", "class")
         groups = np.array([r["island"] for r in m.rows], dtype=object)
@@ -187,14 +190,15 @@ def test_attribution_bars_equal_numpy(outcomes: Dict[str, Any]) -> None:
     bars = next(p for _, p in rows(DASH) if p["title"].startswith("Mean |attribution|"))
     cancer = outcomes["cancer"]
     for name in ("cancer_ok", "cancer_bad"):
-        c = {"model": name, "window": _window("1h")}
+        c = {"model": name, "baseline": ".*", "window": _window("1h")}
         live = _by(_run(outcomes, bars["targets"][0]["expr"], c), "feature")
         base = _by(_run(outcomes, bars["targets"][1]["expr"], c), "feature")
         assert live == pytest.approx(live_attribution(outcomes["models"][name],
                                                       cancer["names"]), rel=1e-9)
         assert base == pytest.approx(cancer["baseline"].attribution, rel=1e-6)
     ndcg = {n: _run(outcomes, _target("Attribution ranking nDCG vs threshold")["expr"],
-                    {"model": n})[0]["values"][0] for n in ("cancer_ok", "cancer_bad")}
+                    {"model": n, "baseline": ".*"})[0]["values"][0]
+            for n in ("cancer_ok", "cancer_bad")}
     assert ndcg["cancer_ok"] >= 0.9 > ndcg["cancer_bad"]
 
 

@@ -139,7 +139,7 @@ def _watch(engine: RuleEngine, run: Run, stop: threading.Event) -> None:
     model's baselines, and their largest KS and PSI once the window holds min_samples values
     (what the alerts judge)."""
     def key(s: Dict[str, Any]) -> Tuple[str, str]:
-        return s["metric"]["model"], s["metric"]["baseline"]
+        return s["metric"]["model"], s["metric"].get("baseline", "")
 
     while not stop.wait(0.5):
         try:
@@ -150,7 +150,7 @@ def _watch(engine: RuleEngine, run: Run, stop: threading.Event) -> None:
                                      m.get("alertstate", "")))
             for s in engine.query(N):
                 run.n_max[key(s)] = max(run.n_max.get(key(s), 0.0), s["value"])
-            judged = f" and on (model, model_version, baseline, feature) {N} >= {MIN_SAMPLES}"
+            judged = f" and on ({CONFIG.by('model', 'feature')}) {N} >= {MIN_SAMPLES}"
             for expr, into in ((KS, run.ks_max), (PSI, run.psi_max)):
                 for s in engine.query(expr + judged):
                     into[key(s)] = max(into.get(key(s), 0.0), s["value"])
