@@ -203,3 +203,23 @@ def test_the_launchers_run_refuses_before_any_worker(baseline_path, tmp_path):
     assert code == STARTUP_FAILURE, lines
     assert_said_once(lines, f"{ENV} is not set: with 3 workers")
     assert not said(lines, "Started parent process")
+
+
+def test_uvicorn_run_from_the_apps_module_fails_in_the_parent(baseline_path, tmp_path):
+    """``uvicorn.run("main:app", workers=2)`` under ``if __name__ == "__main__"`` of the
+    app's module: the parent builds the app (and its monitor) before uvicorn starts, so a bad
+    directory is the ``MultiprocessDirError`` there, once, and no worker starts."""
+    directory = str(tmp_path / "missing")
+    env = server_env(baseline_path, str(tmp_path / "capture"), directory)
+    (tmp_path / "main.py").write_text(
+        "import uvicorn\n"
+        "import served\n"
+        "app = served.create_asgi()\n"
+        "if __name__ == '__main__':\n"
+        f"    uvicorn.run('main:app', workers=2, host='127.0.0.1', port={free_port()})\n")
+    code, lines = run_refused([sys.executable, str(tmp_path / "main.py")], env)
+    assert code == 1, lines
+    line = said(lines, f"{ENV}={directory!r}")
+    assert len(line) == 1 and line[0].startswith(
+        "promdrift.instrumentation.multiprocess.MultiprocessDirError: "), lines
+    assert not said(lines, "Started parent process")
