@@ -29,7 +29,10 @@ takes part in the ASGI lifespan:
 
 - **startup** refuses to start several worker processes without
   ``PROMDRIFT_MULTIPROC_DIR`` (``uvicorn --workers 4``: each worker would report only its
-  own counts), with the same message as the gunicorn configuration: uvicorn then stops;
+  own counts), or with an unusable one (``multiprocess.startup_error``), with the same
+  message as the gunicorn configuration (said by the first worker of the server to fail;
+  the others fail without repeating it): the worker exits with status 3 and uvicorn (0.50
+  and later) or gunicorn's ``UvicornWorker`` then stops the server;
 - **shutdown** (SIGTERM under uvicorn, Docker, Kubernetes) writes what every plugin queued,
   and data capture finalises its file, before the process exits (uvicorn re-raises the
   signal after the lifespan, so ``atexit`` hooks never run).
@@ -47,7 +50,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from .exposition import CONTENT_TYPE
 from .landing import CONTENT_TYPE as HTML, landing_monitors, landing_page
-from .multiprocess import ENV, multiprocess_directory, worker_count
+from .multiprocess import first_report, startup_error, worker_count
 from .tracking import observe_rejected
 
 __all__ = ["instrument", "PromdriftMiddleware", "several_workers_error"]
@@ -58,16 +61,14 @@ Send = Callable[[Dict[str, Any]], Awaitable[None]]
 
 
 def several_workers_error(workers: int) -> Optional[str]:
-    """The refusal of ``workers`` worker processes without ``PROMDRIFT_MULTIPROC_DIR`` (the
-    gunicorn configuration's wording), or ``None`` when they may start.
+    """The refusal of ``workers`` worker processes without a usable
+    ``PROMDRIFT_MULTIPROC_DIR`` (the gunicorn configuration's wording), or ``None`` when they
+    may start (``multiprocess.startup_error``).
 
         >>> several_workers_error(1) is None
         True
     """
-    if workers > 1 and multiprocess_directory() is None:
-        return (f"{ENV} is not set: with {workers} workers each would report only its own "
-                f"counts. Set it to an empty, writable directory (docs/multiprocess.md).")
-    return None
+    return startup_error(workers)
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:
@@ -152,10 +153,15 @@ class PromdriftMiddleware:
 
     # ------------------------------------------------------------------ lifespan
     def _startup(self) -> Optional[str]:
+        """``None``, or the refusal to send with ``lifespan.startup.failed`` (empty when
+        another worker of this server already said it)."""
         for m in self.state.monitors:
             for plugin in m.plugins:
                 plugin.startup()
-        return several_workers_error(worker_count())
+        error = several_workers_error(worker_count())
+        if error is not None and not first_report():
+            return ""
+        return error
 
     def _shutdown(self) -> None:
         for m in self.state.monitors:
@@ -177,7 +183,7 @@ class PromdriftMiddleware:
             if kind == "lifespan.startup.complete":
                 phase["answered"] = True
                 error = await _in_thread(self._startup)
-                if error is not None:
+                if error is not None:  # "" too: refused, said by another worker
                     phase["refused"] = error
                     await send({"type": "lifespan.startup.failed", "message": error})
                     raise _Refused(error)  # stops the app's lifespan
@@ -201,8 +207,8 @@ class PromdriftMiddleware:
             started = False
             if message["type"] == "lifespan.startup":
                 error = await _in_thread(self._startup)
-                await send({"type": "lifespan.startup.failed", "message": error} if error
-                           else {"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.startup.failed", "message": error}
+                           if error is not None else {"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await _in_thread(self._shutdown)
                 await send({"type": "lifespan.shutdown.complete"})

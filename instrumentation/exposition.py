@@ -35,11 +35,12 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 
 from .columns import NumericColumn
+from .multiprocess import MultiprocessCounterStore
 from .store import FEATURE, PREDICTION, REASONS, Block, Labels, Layout
 
 __all__ = ["Plan", "ModelPlan", "model_labels", "BlockPlan", "PromdriftCollector", "collector_for",
            "metrics_text", "FAMILIES", "CONTENT_TYPE", "Sample", "make_wsgi_app",
-           "make_asgi_app", "start_http_server"]
+           "make_asgi_app", "start_http_server", "PER_PROCESS_FAMILIES"]
 
 #: What ``/metrics`` serves: the Prometheus text format 0.0.4.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -503,13 +504,41 @@ def collector_for(registry: CollectorRegistry, create: bool = True) -> Optional[
         return coll
 
 
+#: The families of prometheus_client's default collectors (``ProcessCollector``,
+#: ``GCCollector``, ``PlatformCollector``, registered in its ``REGISTRY``): they describe the
+#: one process that answers a scrape.
+PER_PROCESS_FAMILIES = frozenset({
+    "process_virtual_memory_bytes", "process_resident_memory_bytes",
+    "process_start_time_seconds", "process_cpu_seconds", "process_open_fds",
+    "process_max_fds", "python_gc_objects_collected", "python_gc_objects_uncollectable",
+    "python_gc_collections", "python_info"})
+
+
+class _WithoutPerProcess:
+    """A registry's families but :data:`PER_PROCESS_FAMILIES`, for ``generate_latest``."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.registry.collect():
+            if metric.name not in PER_PROCESS_FAMILIES:
+                yield metric
+
+
 def metrics_text(registry: CollectorRegistry) -> bytes:
-    """Everything in ``registry`` as text exposition, promdrift's families by the fast path."""
+    """Everything in ``registry`` as text exposition, promdrift's families by the fast path.
+
+    When the registry's monitors count across worker processes (``PROMDRIFT_MULTIPROC_DIR``),
+    the families of prometheus_client's default process, GC and platform collectors
+    (:data:`PER_PROCESS_FAMILIES`) are left out: they would describe whichever worker answers
+    each scrape, and their sums over workers are no totals either (docs/multiprocess.md)."""
     coll = collector_for(registry, create=False)
     if coll is None:
         return generate_latest(registry)
+    merged = any(isinstance(m.store, MultiprocessCounterStore) for m in coll.monitors)
     with coll.suppressed():
-        other = generate_latest(registry)
+        other = generate_latest(_WithoutPerProcess(registry) if merged else registry)
     return other + coll.render().encode("utf-8")
 
 

@@ -8,7 +8,9 @@ or, in an existing ``gunicorn.conf.py``::
     from promdrift.instrumentation.gunicorn import child_exit, on_starting, worker_exit  # noqa
 
 ``on_starting`` (master, once) checks ``PROMDRIFT_MULTIPROC_DIR``, removes the counts
-files of a previous run before any worker exists and names the run its workers belong to;
+files of a previous run before any worker exists and names the run its workers belong to
+(an unusable directory, or several workers without one, stops gunicorn there with one error
+line and exit status 3, before any worker starts);
 ``worker_exit`` (worker, as it stops) writes what the worker's monitors queued (predictions
 to the label store, captured rows to their file); ``child_exit`` (master, after a worker
 died or was recycled by ``max_requests``) folds the dead worker's counts into the archive
@@ -28,26 +30,27 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .multiprocess import (ENV, RUN_ENV, MultiprocessDirError, check_directory,
-                           clear_directory, current_run, mark_process_dead)
+from .multiprocess import (ENV, RUN_ENV, STARTUP_FAILURE, clear_directory, current_run,
+                           mark_process_dead, startup_error)
 
 __all__ = ["on_starting", "child_exit", "worker_exit"]
 
 
 def on_starting(server: Any) -> None:
-    """Check ``PROMDRIFT_MULTIPROC_DIR`` and clear old counts files; refuse to start several
-    workers without it (each would report only its own requests)."""
+    """Check ``PROMDRIFT_MULTIPROC_DIR`` and clear old counts files; refuse to start with an
+    unusable directory, or several workers without one (each would report only its own
+    requests): gunicorn stops (``server.halt``) with the reason, exit status 3."""
+    error = startup_error(getattr(server.cfg, "workers", 1))
+    if error is not None:
+        server.halt(reason=error, exit_status=STARTUP_FAILURE)
+        return  # halt exits; a stand-in server may not
     directory = os.environ.get(ENV)
     if not directory:
-        if getattr(server.cfg, "workers", 1) > 1:
-            raise MultiprocessDirError(
-                f"{ENV} is not set: with {server.cfg.workers} workers each would report only "
-                f"its own counts. Set it to an empty, writable directory.")
         return
-    path = check_directory(directory)
-    removed = clear_directory(path)
+    removed = clear_directory(directory)
     os.environ[RUN_ENV] = current_run()  # this master's run, inherited by its workers
-    server.log.info("promdrift: multiprocess counts in %s (%d old files removed)", path, removed)
+    server.log.info("promdrift: multiprocess counts in %s (%d old files removed)",
+                    os.path.abspath(directory), removed)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

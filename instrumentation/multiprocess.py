@@ -35,7 +35,14 @@ a hook that clears the directory::
 
 One directory serves one server instance (like prometheus_client's
 ``PROMETHEUS_MULTIPROC_DIR``); the gunicorn hooks also clear it in the master before any
-worker starts. See docs/multiprocess.md.
+worker starts.
+
+A server that cannot count across its workers does not start: :func:`startup_error` is the
+check (an unusable directory, or several workers without one), run before any worker exists
+by the gunicorn configuration and by ``python -m promdrift.instrumentation.uvicorn``, and in
+each worker otherwise. A worker that fails it while uvicorn or gunicorn loads the app logs
+one line and exits with :data:`STARTUP_FAILURE`, which both servers answer by stopping
+instead of starting the worker again. See docs/multiprocess.md.
 """
 
 from __future__ import annotations
@@ -49,25 +56,31 @@ import mmap
 import multiprocessing
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Union
+from typing import Any, Iterator, List, NoReturn, Optional, Union
 
 import numpy as np
 
 from .store import CounterStore, Layout
 
-__all__ = ["ENV", "RUN_ENV", "MultiprocessCounterStore", "MultiprocessDirError",
-           "check_directory", "multiprocess_directory", "mark_process_dead",
-           "clear_directory", "current_run", "worker_count", "tidy", "default_store"]
+__all__ = ["ENV", "RUN_ENV", "STARTUP_FAILURE", "MultiprocessCounterStore",
+           "MultiprocessDirError", "check_directory", "multiprocess_directory",
+           "startup_error", "refuse_start", "first_report", "mark_process_dead", "clear_directory",
+           "current_run", "worker_count", "tidy", "default_store"]
 
 #: The environment variable naming the directory of the counts files.
 ENV = "PROMDRIFT_MULTIPROC_DIR"
 #: The environment variable a server's master sets to name the run its workers belong to.
 RUN_ENV = "PROMDRIFT_RUN"
+#: The exit status of a server process that refuses to start: gunicorn's
+#: ``WORKER_BOOT_ERROR`` and uvicorn's ``STARTUP_FAILURE``. Both servers stop when a worker
+#: exits with it (uvicorn since 0.50), instead of starting the worker again.
+STARTUP_FAILURE = 3
 _SUFFIX = ".f64"
 _LOCK_NAME = ".promdrift.lock"
 _ARCHIVE = "archive"
@@ -178,7 +191,8 @@ class MultiprocessDirError(ValueError):
 
 
 def check_directory(directory: Union[str, "os.PathLike[str]"]) -> str:
-    """Fail fast unless ``directory`` exists, is a directory, and files can be created in it.
+    """Fail fast unless ``directory`` exists, is a directory, and files can be created in it;
+    the error names the directory and the fix.
 
     Returns the absolute path::
 
@@ -188,19 +202,33 @@ def check_directory(directory: Union[str, "os.PathLike[str]"]) -> str:
         >>> check_directory("/nonexistent/promdrift")
         Traceback (most recent call last):
         ...
-        promdrift.instrumentation.multiprocess.MultiprocessDirError: PROMDRIFT_MULTIPROC_DIR='/nonexistent/promdrift' does not exist; create it (empty) before starting the server
+        promdrift.instrumentation.multiprocess.MultiprocessDirError: PROMDRIFT_MULTIPROC_DIR='/nonexistent/promdrift' does not exist: create it (mkdir -p /nonexistent/promdrift), writable by the server's user, before starting the server
     """
-    path = os.path.abspath(os.fspath(directory))
+    given = os.fspath(directory)
+    path = os.path.abspath(given)
+    name = f"{ENV}={given!r}"
+    if not given:
+        raise MultiprocessDirError(f"{ENV} is empty: set it to an empty, writable directory")
     if not os.path.exists(path):
-        raise MultiprocessDirError(f"{ENV}={os.fspath(directory)!r} does not exist; create it "
-                                   "(empty) before starting the server")
+        parent = os.path.dirname(path)
+        while parent != os.path.dirname(parent) and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise MultiprocessDirError(
+                f"{name} cannot be created: {parent} is a file, not a directory; set {ENV} "
+                f"to an empty, writable directory")
+        raise MultiprocessDirError(f"{name} does not exist: create it (mkdir -p {path}), "
+                                   "writable by the server's user, before starting the server")
     if not os.path.isdir(path):
-        raise MultiprocessDirError(f"{ENV}={os.fspath(directory)!r} is not a directory")
+        raise MultiprocessDirError(f"{name} is not a directory: set {ENV} to an empty, "
+                                   "writable directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
     except OSError as e:
-        raise MultiprocessDirError(f"{ENV}={os.fspath(directory)!r} is not writable by this "
-                                   f"process: {e.strerror}") from None
+        raise MultiprocessDirError(
+            f"{name} is not writable by this process (uid {os.geteuid()}): {e.strerror}; "
+            f"make it writable by the server's user, or set {ENV} to another "
+            "directory") from None
     os.close(fd)
     os.unlink(probe)
     return path
@@ -212,6 +240,85 @@ def multiprocess_directory() -> Optional[str]:
     if not value:
         return None
     return check_directory(value)
+
+
+def startup_error(workers: int) -> Optional[str]:
+    """Why a server of ``workers`` worker processes must not start, or ``None``: the
+    directory of ``PROMDRIFT_MULTIPROC_DIR`` is unusable, or it is unset and several workers
+    would each report only their own counts. What the gunicorn configuration and
+    ``python -m promdrift.instrumentation.uvicorn`` check before any worker starts, and an
+    instrumented ASGI app's lifespan in each worker::
+
+        >>> startup_error(1) is None  # one worker, or a usable PROMDRIFT_MULTIPROC_DIR
+        True
+
+    The refusal of several workers without the directory reads ``PROMDRIFT_MULTIPROC_DIR is
+    not set: with 4 workers each would report only its own counts. Set it to an empty,
+    writable directory (docs/multiprocess.md).``
+    """
+    try:
+        directory = multiprocess_directory()
+    except MultiprocessDirError as e:
+        return str(e)
+    if workers > 1 and directory is None:
+        return (f"{ENV} is not set: with {workers} workers each would report only its own "
+                f"counts. Set it to an empty, writable directory (docs/multiprocess.md).")
+    return None
+
+
+def _loading_server() -> Optional[str]:
+    """``"uvicorn"`` or ``"gunicorn"`` while that server loads the app in this thread
+    (imports its module or calls its factory, in a worker or, with gunicorn's
+    ``--preload``, in the master), else ``None``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module, function = frame.f_globals.get("__name__"), frame.f_code.co_name
+        if module == "uvicorn.config" and function in ("load", "load_app"):
+            return "uvicorn"
+        if module == "gunicorn.app.base" and function == "wsgi":
+            return "gunicorn"
+        frame = frame.f_back
+    return None
+
+
+def first_report(what: str = "refused") -> bool:
+    """Whether this process is the first of its run to report ``what``: the workers of one
+    server all fail the same check at once, and one of them says why (a marker file of the
+    run in the temporary directory; those of finished runs are removed). Always true in a
+    process that is no worker::
+
+        >>> first_report()
+        True
+    """
+    if not _is_worker():
+        return True
+    directory = tempfile.gettempdir()
+    run = current_run()
+    for old in glob.glob(os.path.join(glob.escape(directory), f"promdrift-{what}-r*")):
+        tag = old.rsplit("-", 1)[1]
+        if re.fullmatch(r"r\d+_\d+", tag) and tag != run and not _run_alive(tag):
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
+    try:
+        fd = os.open(os.path.join(directory, f"promdrift-{what}-{run}"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    except OSError:
+        return True
+    os.close(fd)
+    return True
+
+
+def refuse_start(message: str, server: str) -> "NoReturn":
+    """Stop a worker that ``server`` (``"uvicorn"`` or ``"gunicorn"``) is starting: log
+    ``message`` on the server's error log (once per run) and exit with
+    :data:`STARTUP_FAILURE`, so that the server stops rather than start the worker again."""
+    if first_report():
+        logging.getLogger(f"{server}.error").error(message)
+    raise SystemExit(STARTUP_FAILURE)
 
 
 def _model_key(layout: Any) -> str:
@@ -404,9 +511,18 @@ class MultiprocessCounterStore(CounterStore):
 
 def default_store(layout: Any) -> CounterStore:
     """In-memory counts, or a per-process counts file when ``PROMDRIFT_MULTIPROC_DIR`` is set
-    (several worker processes then report exact totals)."""
+    (several worker processes then report exact totals). An unusable directory raises
+    :class:`MultiprocessDirError`, except while uvicorn or gunicorn loads the app: then the
+    process logs the error once and exits with :data:`STARTUP_FAILURE` (a raised exception
+    is a crash, which uvicorn answers by starting the worker again, forever)."""
     if os.environ.get(ENV):
-        return MultiprocessCounterStore(layout)
+        try:
+            return MultiprocessCounterStore(layout)
+        except MultiprocessDirError as e:
+            server = _loading_server()
+            if server is None:
+                raise
+            refuse_start(str(e), server)
     return CounterStore(layout)
 
 

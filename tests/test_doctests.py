@@ -38,7 +38,7 @@ WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning
                  "promdrift.instrumentation.asgi", "promdrift.instrumentation.checks",
                  "promdrift.exporter.server", "promdrift.exporter.limits",
                  "promdrift.exporter.metrics", "promdrift.exporter.webconfig",
-                 "promdrift.exporter.worker"}
+                 "promdrift.exporter.worker", "promdrift.instrumentation.uvicorn"}
 
 
 def test_the_core_modules_are_found():

@@ -18,7 +18,8 @@ from promdrift.instrumentation import Baseline, DriftMonitor
 from conftest import PENGUINS_CSV, read_rows
 from exporter_helpers import BIN, GunicornProcess, assert_same_counts, free_port, post_each
 from exporter_helpers import http as http_request
-from served_scenario import APPS, assert_exact_totals, exercise, server_env
+from served_scenario import (APPS, assert_exact_totals, control_socket_flag, exercise,
+                             server_env)
 
 pytest.importorskip("gunicorn")
 
@@ -43,13 +44,6 @@ def baseline_path(rows, tmp_path_factory):
 
 def split(row):
     return {k: v for k, v in row.items() if k != "species"}, row["species"]
-
-
-def control_socket_flag():
-    """gunicorn >= 24 opens a control socket in the home directory unless told not to."""
-    import gunicorn.config
-    known = {s.name for s in gunicorn.config.KNOWN_SETTINGS}
-    return ["--no-control-socket"] if "control_socket_disable" in known else []
 
 
 def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_path):
@@ -134,18 +128,6 @@ def test_fastapi_app_under_gunicorn_uvicorn_workers(rows, baseline_path, tmp_pat
     pytest.importorskip("fastapi")
     served_under_gunicorn("served:create_asgi()", rows, baseline_path, tmp_path,
                           "-k", "uvicorn.workers.UvicornWorker")
-
-
-def test_gunicorn_config_refuses_several_workers_without_a_directory(tmp_path, baseline_path):
-    import subprocess
-    env = server_env(baseline_path, str(tmp_path / "capture"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "python:promdrift.instrumentation.gunicorn",
-         "--workers", "2", "--bind", f"127.0.0.1:{free_port()}", "--chdir", APPS,
-         *control_socket_flag(), "served:create_flask()"],
-        env=env, capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "PROMDRIFT_MULTIPROC_DIR is not set" in proc.stderr + proc.stdout
 
 
 # ---------------------------------------------------------------- the command's own errors

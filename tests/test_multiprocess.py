@@ -13,9 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import Baseline, DriftMonitor, Layout
 from promdrift.instrumentation import gunicorn as hooks
-from promdrift.instrumentation.multiprocess import (ENV, MultiprocessCounterStore,
+from promdrift.instrumentation.multiprocess import (ENV, STARTUP_FAILURE,
+                                                    MultiprocessCounterStore,
                                                     MultiprocessDirError, check_directory,
-                                                    clear_directory, mark_process_dead)
+                                                    clear_directory, mark_process_dead,
+                                                    startup_error)
 
 from exporter_helpers import samples
 
@@ -148,19 +150,60 @@ def test_fork_gets_a_fresh_file_and_nothing_is_shared(penguins_species, tmp_path
 
 
 def test_directory_checks(tmp_path):
+    """Each error names the directory and the fix."""
     assert check_directory(tmp_path) == str(tmp_path)
-    with pytest.raises(MultiprocessDirError, match="does not exist"):
-        check_directory(tmp_path / "missing")
+    missing = tmp_path / "missing" / "deeper"
+    with pytest.raises(MultiprocessDirError) as e:
+        check_directory(missing)
+    assert str(e.value) == (f"{ENV}={str(missing)!r} does not exist: create it (mkdir -p "
+                            f"{missing}), writable by the server's user, before starting "
+                            "the server")
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(MultiprocessDirError, match="not a directory"):
+    with pytest.raises(MultiprocessDirError, match=f"{ENV}='{f}' is not a directory: set "
+                       f"{ENV} to an empty, writable directory"):
         check_directory(f)
-    if os.geteuid() != 0:  # root writes anywhere
+    with pytest.raises(MultiprocessDirError, match=f"{ENV}='{f}/a/b' cannot be created: {f} "
+                       "is a file, not a directory"):
+        check_directory(f / "a" / "b")
+    with pytest.raises(MultiprocessDirError, match=f"{ENV} is empty"):
+        check_directory("")
+    if os.geteuid() != 0:  # root writes anywhere but in read-only file systems
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        with pytest.raises(MultiprocessDirError, match="not writable"):
-            check_directory(ro)
+    else:
+        ro = "/sys/kernel"
+    try:
+        check_directory(ro)
+    except MultiprocessDirError as e:
+        assert f"{ENV}='{ro}' is not writable by this process" in str(e)
+        assert "make it writable by the server's user, or set" in str(e)
+    else:
+        pytest.skip(f"{ro} is writable here")
+
+
+def test_startup_error_is_the_check_of_every_server(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    assert startup_error(1) is None
+    assert startup_error(2) == (f"{ENV} is not set: with 2 workers each would report only "
+                                "its own counts. Set it to an empty, writable directory "
+                                "(docs/multiprocess.md).")
+    monkeypatch.setenv(ENV, str(tmp_path))
+    assert startup_error(1) is None and startup_error(8) is None
+    monkeypatch.setenv(ENV, str(tmp_path / "missing"))
+    assert "does not exist" in startup_error(1)
+    from promdrift.instrumentation.asgi import several_workers_error
+    assert several_workers_error(3) == startup_error(3)
+
+
+def test_a_bad_directory_raises_outside_a_server_loading_the_app(penguins_species,
+                                                                 tmp_path, monkeypatch):
+    """Only uvicorn or gunicorn loading the app turns the error into exit status 3; a
+    script, a notebook or a test gets the exception."""
+    monkeypatch.setenv(ENV, str(tmp_path / "missing"))
+    with pytest.raises(MultiprocessDirError, match="does not exist"):
+        DriftMonitor(penguins_species, registry=None)
 
 
 def test_store_without_a_directory_fails_clearly(penguins_species, monkeypatch):
@@ -206,16 +249,30 @@ class _Log:
 
 
 class _Server:
+    """What the hooks use of gunicorn's Arbiter; ``halt`` exits as the real one does."""
+
     def __init__(self, workers):
         self.cfg = type("cfg", (), {"workers": workers})()
         self.log = _Log()
+        self.halted = None
+
+    def halt(self, reason=None, exit_status=0):
+        self.halted = (reason, exit_status)
+        raise SystemExit(exit_status)
 
 
 def test_gunicorn_hooks(penguins_species, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
-    with pytest.raises(MultiprocessDirError, match="4 workers"):
-        hooks.on_starting(_Server(4))
+    refused = _Server(4)
+    with pytest.raises(SystemExit):
+        hooks.on_starting(refused)
+    assert refused.halted[1] == STARTUP_FAILURE
+    assert refused.halted[0].startswith(f"{ENV} is not set: with 4 workers")
     hooks.on_starting(_Server(1))  # one worker needs no directory
+    monkeypatch.setenv(ENV, str(tmp_path / "missing"))
+    with pytest.raises(SystemExit):
+        hooks.on_starting(refused)  # one worker or several: the directory must be usable
+    assert "does not exist" in refused.halted[0]
     monkeypatch.setenv(ENV, str(tmp_path))
     store(penguins_species, tmp_path, "old").close()  # a previous run's file
     server = _Server(4)
@@ -367,3 +424,36 @@ def test_files_of_an_earlier_run_are_removed_and_never_summed(penguins_species, 
     assert not os.path.exists(old) and not os.path.exists(dead)
     assert live.snapshot()[Layout.INFERENCES] == 1
     assert live.run == current_run()
+
+
+def test_one_process_families_are_left_out_of_counts_merged_across_workers(
+        penguins_species, tmp_path):
+    """prometheus_client's process, GC and platform collectors describe the process that
+    answers the scrape: exported beside one process's counts, left out beside counts summed
+    over workers (docs/multiprocess.md); the app's own metrics stay."""
+    from prometheus_client import Counter, GCCollector, PlatformCollector, ProcessCollector
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from promdrift.instrumentation.exposition import PER_PROCESS_FAMILIES, metrics_text
+
+    def registry(own=True):
+        reg = CollectorRegistry()
+        ProcessCollector(registry=reg)
+        GCCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        if own:
+            Counter("app_requests", "the app's own", registry=reg).inc()
+        return reg
+
+    def families(text):
+        return {f.name for f in text_string_to_metric_families(text)}
+
+    # exactly the families of prometheus_client's default collectors (Linux: /proc)
+    assert families(metrics_text(registry(own=False)).decode()) == PER_PROCESS_FAMILIES
+    single = DriftMonitor(penguins_species, registry=registry())
+    merged = DriftMonitor(penguins_species, registry=registry(),
+                          store=store(penguins_species, tmp_path))
+    one, many = families(single.metrics_text().decode()), families(merged.metrics_text().decode())
+    assert PER_PROCESS_FAMILIES <= one and "app_requests" in one
+    assert many == one - PER_PROCESS_FAMILIES
+    assert "promdrift_inferences" in many

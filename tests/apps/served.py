@@ -5,19 +5,19 @@ data capture.
 
 ``PROMDRIFT_TEST_BASELINE`` names the baseline file (penguins, output ``species``),
 ``PROMDRIFT_TEST_CAPTURE`` the capture directory; ``PROMDRIFT_MULTIPROC_DIR`` makes every
-count exact across workers (and the label store one file shared by them).
+count exact across workers (and the label store one file shared by them). The monitor
+registers in prometheus_client's default registry, as a user's does, with its process, GC
+and platform collectors.
 """
 
 import os
-
-from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.capture import DataCapture
 
 
 def monitor():
-    m = DriftMonitor(os.environ["PROMDRIFT_TEST_BASELINE"], registry=CollectorRegistry(),
+    m = DriftMonitor(os.environ["PROMDRIFT_TEST_BASELINE"],
                      capture=DataCapture(os.environ["PROMDRIFT_TEST_CAPTURE"],
                                          flush_interval=0.1))
     return m.track_labels().track_facets("island")
