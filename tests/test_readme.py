@@ -153,8 +153,9 @@ def test_the_batch_endpoint_runs_as_written(tmp_path):
     got = samples(result["metrics"])
     for key, value in samples(reference.render()).items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
-    assert got["promdrift_inferences_total", (("model", "penguins"),)] == 3
-    assert got["promdrift_feature_invalid_total", (("feature", "flipper_length_mm"),
+    b = ("baseline", baseline.digest)
+    assert got["promdrift_inferences_total", (b, ("model", "penguins"))] == 3
+    assert got["promdrift_feature_invalid_total", (b, ("feature", "flipper_length_mm"),
                                                    ("model", "penguins"),
                                                    ("reason", "null"))] == 1
 
@@ -178,9 +179,9 @@ def test_inference_id_and_the_label_endpoint_run_as_written(tmp_path):
                 and not key[0].endswith("_count"):
             continue  # seconds from the prediction to its label: when things happened
         assert got[key] == pytest.approx(value, rel=1e-12), key
-    model = (("model", "penguins"),)
+    model = (("baseline", baseline.digest), ("model", "penguins"))
     assert got["promdrift_quality_labels_total", model] == 1
     assert got["promdrift_quality_labels_duplicate_total", model] == 1
     assert got["promdrift_quality_confusion_total", (
-        ("actual", species), ("model", "penguins"), ("output", "species"),
-        ("predicted", species))] == 1
+        ("actual", species), ("baseline", baseline.digest), ("model", "penguins"),
+        ("output", "species"), ("predicted", species))] == 1
