@@ -37,7 +37,7 @@ a body not sent as JSON) whose JSON body names the field, e.g. ``{"error": "must
 object", "field": "rows[3].features"}``; the model's ``promdrift_requests_invalid_total``
 counts it by reason (``not_json``, ``not_object``, ``no_features``, ``bad_shape``), as
 ``track`` counts an unreadable request body, and ``promdrift_requests_total`` counts every
-observations request of the model that was read. Payload values never appear in a response,
+observations request of the model but those refused for credentials or size (401, 413). Payload values never appear in a response,
 a log line or a label. See docs/exporter.md.
 """
 
