@@ -106,6 +106,7 @@ from integration.servers import (Alertmanager, AppServer, Prometheus,  # noqa: E
 from promdrift.instrumentation import Baseline, DriftMonitor, binning  # noqa: E402
 from promdrift.instrumentation.store import REASONS  # noqa: E402
 from promdrift.promql import Expressions, RulesConfig  # noqa: E402
+from promdrift.promql.config import VERSION_LABELS  # noqa: E402
 from promdrift.promql.expr import FEATURE  # noqa: E402
 
 DEFAULT_PROMETHEUS = os.path.join(ROOT, ".cache", "engines", "root", "usr", "bin", "prometheus")
@@ -610,6 +611,17 @@ def _key(metric: Dict[str, str]) -> Tuple[Tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in metric.items() if k != "__name__"))
 
 
+def _comparable(values: Dict[Tuple[Tuple[str, str], ...], float]
+                ) -> Dict[Tuple[Tuple[str, str], ...], float]:
+    """``values`` keyed without the version labels (``model_version``, ``baseline``): rule
+    sets of releases before statistics per baseline drop them, and this fleet serves one
+    baseline per model, so the series are the same without them."""
+    out = {tuple(kv for kv in k if kv[0] not in VERSION_LABELS): v for k, v in values.items()}
+    if len(out) != len(values):
+        raise RuntimeError("several baselines of one model: the rule sets cannot be compared")
+    return out
+
+
 def scrapes(prom: Prometheus) -> List[Tuple[float, float]]:
     """(start, duration) of every scrape of the last 11 minutes."""
     return [(float(t), float(d)) for s in matrix(prom, "scrape_duration_seconds[11m]")
@@ -664,6 +676,7 @@ def compare(prom: Prometheus, recorded: RuleSet, raw: RuleSet, times: int
                 continue
             a = {_key(r["metric"]): r["value"] for r in query(prom, name, at=t)}
             b = {_key(r["metric"]): r["value"] for r in query(prom, raw.records[name], at=at)}
+            a, b = _comparable(a), _comparable(b)
             row["times"] += 1
             row["lag"] = max(row["lag"], t - at)
             row["only_recorded"] += len(a.keys() - b.keys())
@@ -1117,7 +1130,9 @@ def report(result: Result, rule_sets: List[RuleSet], args: argparse.Namespace) -
             if not r["times"]:
                 empty.append(r["record"])
                 continue
-            if r["max_rel"] <= TOLERANCE:
+            if not r["series"]:
+                verdict = "NOT COMPARED (no series in common)"
+            elif r["max_rel"] <= TOLERANCE:
                 verdict = "equal"
             elif r["ratios"] and (max(r["ratios"]) - min(r["ratios"])) <= TOLERANCE * max(
                     map(abs, r["ratios"])):

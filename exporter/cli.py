@@ -231,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = build_report(baseline, args.capture_dir, thresholds=thresholds,
                               train=args.train, model=args.model,
                               partial=not args.complete_only, progress=progress,
-                              since=since, until=until)
+                              since=since, until=until, coerce_numbers=args.coerce_numbers)
         write_report(report, args.output, violations_path)
     except (ReportError, OSError) as e:
         print(f"promdrift: error: {e}", file=sys.stderr)
@@ -293,6 +293,11 @@ def add_report_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--min-samples", type=int, default=_SPEC.min_samples,
                    help=f"valid values a drift check needs (default {_SPEC.min_samples}, as "
                         "the alerts)")
+    p.add_argument("--no-coerce-numbers", dest="coerce_numbers", action="store_false",
+                   help="count a captured string for a numeric column as wrong_type, as a "
+                        "monitor with coerce_numbers=False (the exporter's "
+                        "--no-coerce-numbers) counted it (default: a string spelling a "
+                        "number counts as that number)")
     p.add_argument("--fail-on-violations", action="store_true",
                    help="exit with status 1 when there is any violation")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")

@@ -73,8 +73,9 @@ class Thresholds:
         >>> Thresholds().drift, Thresholds(drift=0.2).drift
         (0.1, 0.2)
 
-    - ``datatype``: share of given (non-null) values of the wrong type (a string for a
-      numeric feature, a list or object anywhere) above which ``data_type_check`` fires.
+    - ``datatype``: share of given (non-null) values of the wrong type (a string that spells
+      no number for a numeric feature, a list or object anywhere) above which
+      ``data_type_check`` fires.
     - ``completeness``: ``completeness_check`` fires when the share of rows with a valid value
       is more than this below the training share.
     - ``drift``: ``baseline_drift_check`` fires when the KS statistic (numeric) exceeds it
@@ -345,10 +346,11 @@ def _decoded(v: Any) -> Any:
     return NONFINITE[v] if type(v) is str and v in NONFINITE else v
 
 
-def _number(v: Any) -> Tuple[int, float]:
+def _number(v: Any, coerce: bool = True) -> Tuple[int, float]:
     """(VALID, value) for a finite number, else (reason, nan): the value rules of
-    ``promdrift.instrumentation.values``, as ``DriftMonitor`` counts."""
-    return number(_decoded(v))
+    ``promdrift.instrumentation.values``, as ``DriftMonitor`` counts (``coerce``: its
+    ``coerce_numbers``)."""
+    return number(_decoded(v), coerce)
 
 
 def _category(v: Any) -> Tuple[int, Optional[str]]:
@@ -360,14 +362,15 @@ class _Derived:
     the baseline's PCA from the captured values of its columns under the same value rules
     as the monitor. (Embedding features are not in captured rows: no vectors there.)"""
 
-    def __init__(self, pca: Multivariate):
+    def __init__(self, pca: Multivariate, coerce: bool = True):
         self.pca = pca
+        self.coerce = coerce
         self.values: List[float] = []
         self.codes: List[int] = []
 
     def add(self, row: Mapping[str, Any]) -> None:
         for c in self.pca.columns:
-            reason, x = _number(row.get(c, _ABSENT))
+            reason, x = _number(row.get(c, _ABSENT), self.coerce)
             self.values.append(x)
             self.codes.append(reason)
 
@@ -380,7 +383,7 @@ class _Derived:
         per_reason = np.bincount(reasons[~ok], minlength=len(REASONS)).tolist()
         out = []
         for j, col in enumerate(self.pca.features):
-            acc = _Accumulator(col.name, "derived", col)
+            acc = _Accumulator(col.name, "derived", col, self.coerce)
             acc.report.rows = len(x)
             acc.numbers = values[ok, j].tolist()
             acc.reasons = list(per_reason)
@@ -389,8 +392,9 @@ class _Derived:
 
 
 class _Accumulator:
-    def __init__(self, name: str, role: str, column: Column):
+    def __init__(self, name: str, role: str, column: Column, coerce: bool = True):
         self.report = FeatureReport(name=name, role=role, column=column)
+        self.coerce = coerce
         self.reasons = [0] * len(REASONS)
         self.numbers: List[float] = []
         self.cats: Dict[str, int] = {}
@@ -399,7 +403,7 @@ class _Accumulator:
     def add(self, v: Any) -> None:
         self.report.rows += 1
         if self.numeric:
-            reason, x = _number(v)
+            reason, x = _number(v, self.coerce)
             if reason == VALID:
                 self.numbers.append(x)
                 return
@@ -543,7 +547,7 @@ def _train_columns(path: str, baseline: Baseline) -> Dict[str, np.ndarray]:
 def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds = Thresholds(),
                  train: Any = None, model: Optional[str] = None, partial: bool = True,
                  progress: Any = None, since: Optional[_dt.datetime] = None,
-                 until: Optional[_dt.datetime] = None) -> Report:
+                 until: Optional[_dt.datetime] = None, coerce_numbers: bool = True) -> Report:
     """Read every captured row of ``baseline``'s model (or ``model``) under ``directory`` and
     compute the statistics and violations.
 
@@ -554,6 +558,8 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
     ``since`` / ``until`` (aware datetimes, see :func:`utc_time`): only the rows recorded
     at or after ``since`` and before ``until`` (a row's ``time``; a row without one has its
     file's name time); files last modified before ``since`` are not read.
+    ``coerce_numbers``: a captured string spelling a number counts as that number for a
+    numeric column, as the monitor (``DriftMonitor(coerce_numbers=)``) counted it.
     """
     model = model or baseline.model
     for name, t in (("since", since), ("until", until)):
@@ -571,9 +577,11 @@ def build_report(baseline: Baseline, directory: str, *, thresholds: Thresholds =
                       for k, v in dict(train).items()}
     else:
         train_cols = {}
-    feats = {c.name: _Accumulator(c.name, "feature", c) for c in baseline.features}
-    derived = _Derived(baseline.multivariate) if baseline.multivariate is not None else None
-    outs = {c.name: _Accumulator(c.name, "output", c) for c in baseline.predictions}
+    coerce = coerce_numbers
+    feats = {c.name: _Accumulator(c.name, "feature", c, coerce) for c in baseline.features}
+    derived = (_Derived(baseline.multivariate, coerce) if baseline.multivariate is not None
+               else None)
+    outs = {c.name: _Accumulator(c.name, "output", c, coerce) for c in baseline.predictions}
     known = set(feats)
     files = CaptureFiles(directory, partial=partial, progress=progress,
                          modified_since=since.timestamp() if since is not None else None)

@@ -59,15 +59,19 @@ def read_token(path: str) -> str:
 
 
 def make_app(baselines: List[str], token: Optional[str] = None,
-             labels_dir: Optional[str] = None, **options: Any) -> Any:
+             labels_dir: Optional[str] = None, coerce_numbers: bool = True,
+             **options: Any) -> Any:
     """The exporter app for baseline files (one monitor each, in a registry of its own).
     ``labels_dir``: track labels, each model's waiting predictions in
-    ``<labels_dir>/labels-<model>.sqlite3`` (``POST /v1/models/<model>/labels``)."""
+    ``<labels_dir>/labels-<model>.sqlite3`` (``POST /v1/models/<model>/labels``).
+    ``coerce_numbers``: a string spelling a number counts as that number for a numeric
+    column (``DriftMonitor(coerce_numbers=)``; ``--no-coerce-numbers`` turns it off)."""
     from promdrift.instrumentation import DriftMonitor
 
     from .service import create_app
     registry = CollectorRegistry()
-    monitors = [DriftMonitor(path, registry=registry) for path in baselines]
+    monitors = [DriftMonitor(path, registry=registry, coerce_numbers=coerce_numbers)
+                for path in baselines]
     if labels_dir:
         os.makedirs(labels_dir, exist_ok=True)
         for m in monitors:
@@ -130,6 +134,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--multiproc-dir", metavar="DIR",
                    help="directory of the per-worker counts files (default: "
                         "$PROMDRIFT_MULTIPROC_DIR, else a temporary directory)")
+    p.add_argument("--no-coerce-numbers", dest="coerce_numbers", action="store_false",
+                   help="count a string sent for a numeric feature or output as wrong_type "
+                        "(default: a string spelling a number, \"27\" or \" 2.5 \", counts "
+                        "as that number, as pydantic reads it, and in "
+                        "promdrift_feature_coerced_total)")
     p.set_defaults(func=cmd_exporter)
 
 
@@ -202,7 +211,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
     def factory() -> Any:
         return make_app(args.baseline, token, labels_dir=args.labels_dir,
-                        basic_auth=web.basic_auth(), **options)
+                        coerce_numbers=args.coerce_numbers, basic_auth=web.basic_auth(),
+                        **options)
 
     scheme = "https" if web.tls else "http"
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

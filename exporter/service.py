@@ -27,12 +27,18 @@ monitors that have them, see ``DriftMonitor.observe``) and ``embedding`` (the in
 of a model whose baseline was fitted with embeddings; judged like a feature value, see
 docs/multivariate.md) optional.
 
-Values are judged exactly as in-process: a feature value of the wrong type (a string for a
-numeric feature, a nested object, ...) is counted in ``promdrift_feature_invalid_total``,
-missing features are counted as ``missing``, features the baseline does not know are ignored.
-Only a structurally bad payload is refused, whole (nothing of it is counted), with a 400 whose
-JSON body names the field, e.g. ``{"error": "must be an object", "field": "rows[3].features"}``.
-Payload values never appear in a response, a log line or a label. See docs/exporter.md.
+Values are judged exactly as in-process: a feature value of the wrong type (a string that
+spells no number for a numeric feature, a nested object, ...) is counted in
+``promdrift_feature_invalid_total``, a string that spells one counts as that number (and in
+``promdrift_feature_coerced_total``; ``--no-coerce-numbers``: ``wrong_type``), missing
+features are counted as ``missing``, features the baseline does not know are ignored. Only a
+structurally bad payload is refused, whole (none of its rows is counted), with a 400 (415 for
+a body not sent as JSON) whose JSON body names the field, e.g. ``{"error": "must be an
+object", "field": "rows[3].features"}``; the model's ``promdrift_requests_invalid_total``
+counts it by reason (``not_json``, ``not_object``, ``no_features``, ``bad_shape``), as
+``track`` counts an unreadable request body, and ``promdrift_requests_total`` counts every
+observations request of the model but those refused for credentials or size (401, 413). Payload values never appear in a response,
+a log line or a label. See docs/exporter.md.
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.exposition import PromdriftCollector, metrics_text
 from promdrift.instrumentation.flask import CONTENT_TYPE
 from promdrift.instrumentation.outcomes import labels_handler
-from promdrift.instrumentation.values import ABSENT
+from promdrift.instrumentation.values import (ABSENT, BAD_SHAPE, NO_FEATURES, NOT_JSON,
+                                              NOT_OBJECT)
 
 from .metrics import INGEST_ROUTES, METRICS_KEY, ExporterMetrics, route_of
 
@@ -105,20 +112,24 @@ _REASON_OF = {400: "bad_payload", 401: "unauthorized", 404: "unknown_model",
 class PayloadError(Exception):
     """A request the exporter refuses: HTTP ``status``, a fixed ``message`` and the ``field``
     path (``rows[3].features``). Neither ever contains a payload value. ``reason`` is what
-    ``promdrift_exporter_rejected_total`` counts it as (by default the status's).
+    ``promdrift_exporter_rejected_total`` counts it as (by default the status's);
+    ``request_reason`` what the model's ``promdrift_requests_invalid_total`` counts a body
+    that cannot be read as (``None``: not counted there, e.g. a limit).
 
-        >>> e = PayloadError(400, "must be an object of feature values", "rows[3].features")
+        >>> e = PayloadError(400, "must be an object of feature values", "rows[3].features",
+        ...                  request_reason="bad_shape")
         >>> e.response().status_code, e.response().get_json()["field"], e.reason
         (400, 'rows[3].features', 'bad_payload')
     """
 
     def __init__(self, status: int, message: str, field: Optional[str] = None,
-                 reason: Optional[str] = None):
+                 reason: Optional[str] = None, request_reason: Optional[str] = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.reason = reason or _REASON_OF.get(status, "bad_payload")
+        self.request_reason = request_reason
 
     def response(self) -> Response:
         body: Dict[str, Any] = {"error": self.message}
@@ -141,7 +152,7 @@ def _loads(text: str, field: str) -> Any:
     try:
         return json.loads(text)
     except (ValueError, RecursionError):  # JSONDecodeError, integer digit limit
-        raise PayloadError(400, "not valid JSON", field) from None
+        raise PayloadError(400, "not valid JSON", field, request_reason=NOT_JSON) from None
 
 
 def nesting_depth(text: str) -> int:
@@ -178,9 +189,10 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise PayloadError(400, "not valid UTF-8", "body") from None
+        raise PayloadError(400, "not valid UTF-8", "body", request_reason=NOT_JSON) from None
     if nesting_depth(text) > MAX_DEPTH:
-        raise PayloadError(400, f"nested deeper than {MAX_DEPTH} levels", "body")
+        raise PayloadError(400, f"nested deeper than {MAX_DEPTH} levels", "body",
+                           request_reason=BAD_SHAPE)
     if ndjson:
         rows = []
         for line in text.split("\n"):
@@ -196,7 +208,8 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
         elif isinstance(doc, list):
             rows = doc
         else:
-            raise PayloadError(400, "must be an observation object or an array of them", "body")
+            raise PayloadError(400, "must be an observation object or an array of them", "body",
+                               request_reason=NOT_OBJECT)
     if len(rows) > max_rows:
         raise PayloadError(413, f"more than {max_rows} observations in one request", "rows",
                            "too_many_rows")
@@ -207,31 +220,34 @@ def parse_observations(body: bytes, ndjson: bool, n_outputs: int, max_rows: int
     for i, row in enumerate(rows):
         where = f"rows[{i}]"
         if not isinstance(row, dict):
-            raise PayloadError(400, "must be an object with a 'features' object", where)
+            raise PayloadError(400, "must be an object with a 'features' object", where,
+                               request_reason=NOT_OBJECT)
         for key in row:
             if key not in _ROW_KEYS:
                 raise PayloadError(400, "unknown field (expected features, prediction, id, "
                                         "embedding)",
                                    f"{where}.{_key_name(key)}" if not key.isidentifier()
-                                   else f"{where}.{key[:40]}")
+                                   else f"{where}.{key[:40]}", request_reason=BAD_SHAPE)
         feats = row.get("features")
         if feats is None:
-            raise PayloadError(400, "required field is missing or null", f"{where}.features")
+            raise PayloadError(400, "required field is missing or null", f"{where}.features",
+                               request_reason=NO_FEATURES)
         if not isinstance(feats, dict):
-            raise PayloadError(400, "must be an object of feature values", f"{where}.features")
+            raise PayloadError(400, "must be an object of feature values", f"{where}.features",
+                               request_reason=BAD_SHAPE)
         ident = row.get("id")
         if ident is not None and not (
                 (isinstance(ident, str) and len(ident) <= _MAX_ID)
                 or (isinstance(ident, int) and not isinstance(ident, bool)
                     and abs(ident) < 2 ** 63)):
             raise PayloadError(400, f"must be a string of at most {_MAX_ID} characters or a "
-                                    "64-bit integer", f"{where}.id")
+                                    "64-bit integer", f"{where}.id", request_reason=BAD_SHAPE)
         pred = row.get("prediction")
         if pred is not None and n_outputs > 1 and not (
                 isinstance(pred, dict) or (isinstance(pred, list) and len(pred) == n_outputs)):
             raise PayloadError(400, f"the model has {n_outputs} outputs: must be an object "
                                     f"{{output: value}} or a list of {n_outputs} values",
-                               f"{where}.prediction")
+                               f"{where}.prediction", request_reason=BAD_SHAPE)
         features.append(feats)
         predictions.append(pred)
         ids.append(ident)
@@ -357,6 +373,7 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
 
     @app.post("/v1/models/<model>/observations")
     def observations(model: str) -> Any:
+        monitor = None
         try:
             if not authorized():
                 return denied()
@@ -365,19 +382,19 @@ def create_app(monitors: Union[Iterable[DriftMonitor], Mapping], token: Optional
                 raise PayloadError(413, f"request body larger than {max_body} bytes")
             mimetype = request.mimetype
             if mimetype not in NDJSON_TYPES and mimetype not in ("", "application/json"):
-                raise PayloadError(415, UNSUPPORTED_TYPE, "Content-Type")
+                raise PayloadError(415, UNSUPPORTED_TYPE, "Content-Type",
+                                   request_reason=NOT_JSON)
             body = read_body()
             features, predictions, ids, embeddings = parse_observations(
                 body, mimetype in NDJSON_TYPES, len(monitor.baseline.predictions), max_rows)
         except PayloadError as e:
+            if monitor is not None and e.request_reason is not None:
+                monitor.invalid_request(e.request_reason)  # the model's clients, by reason
             return refused(e)
-        if not features:
-            pass
-        elif monitor.plugins and any(i is not None for i in ids):
-            # ids feed the plugins (data capture, the label store): row by row, each with
-            # its own id
-            for f, p, i, e in zip(features, predictions, ids, embeddings):
-                monitor.observe(f, p, inference_id=i, embedding=e)
+        if not features or (monitor.plugins and any(i is not None for i in ids)):
+            # one request: the drift families count the rows as one batch; ids feed the
+            # plugins (data capture, the label store) row by row, each with its own id
+            monitor.observe_rows(features, predictions, ids, embeddings)
         elif len(features) == 1:
             monitor.observe(features[0], predictions[0], embedding=embeddings[0])
         else:

@@ -51,7 +51,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 from .exposition import CONTENT_TYPE
 from .landing import CONTENT_TYPE as HTML, landing_monitors, landing_page
 from .multiprocess import first_report, startup_error, worker_count
-from .tracking import observe_rejected
+from .tracking import observe_rejected, observe_unreadable
 
 __all__ = ["instrument", "PromdriftMiddleware", "several_workers_error"]
 
@@ -217,30 +217,44 @@ class PromdriftMiddleware:
 
 def _wrap_validation_handler(app: Any) -> None:
     """Count the features of requests FastAPI answers with a 422 before a tracked endpoint
-    runs: wrap the app's ``RequestValidationError`` handler when its middleware stack is
-    built (so a handler the app registers after ``instrument`` is wrapped too)."""
+    runs, and as ``not_json`` the bodies it answers with a 400 because it cannot decode them:
+    wrap the app's ``RequestValidationError`` and ``HTTPException`` handlers when its
+    middleware stack is built (so a handler the app registers after ``instrument`` is
+    wrapped too)."""
     try:
         from fastapi.exceptions import RequestValidationError
     except ImportError:
         return
+    from starlette.exceptions import HTTPException
     build = app.build_middleware_stack
 
-    def build_middleware_stack() -> Any:
+    def wrap(kind: Any, default: Any, observe: Any) -> None:
         handlers = app.exception_handlers
-        current = handlers.get(RequestValidationError)
-        if current is None:
-            from fastapi.exception_handlers import request_validation_exception_handler
-            current = request_validation_exception_handler
-        if not getattr(current, "_promdrift", False):
-            async def counted(request: Any, exc: Any) -> Any:
-                try:
-                    observe_rejected(request.scope.get("endpoint"), exc.body)
-                except Exception:  # the counting is the monitor's business, never the 422's
-                    pass
-                result = current(request, exc)
-                return await result if asyncio.iscoroutine(result) else result
-            counted._promdrift = True  # type: ignore[attr-defined]
-            handlers[RequestValidationError] = counted
+        current = handlers.get(kind) or default()
+        if getattr(current, "_promdrift", False):
+            return
+
+        async def counted(request: Any, exc: Any) -> Any:
+            try:
+                await observe(request, exc)
+            except Exception:  # the counting is the monitor's business, never the answer's
+                pass
+            result = current(request, exc)
+            return await result if asyncio.iscoroutine(result) else result
+        counted._promdrift = True  # type: ignore[attr-defined]
+        handlers[kind] = counted
+
+    def validation_default() -> Any:
+        from fastapi.exception_handlers import request_validation_exception_handler
+        return request_validation_exception_handler
+
+    def http_default() -> Any:
+        from fastapi.exception_handlers import http_exception_handler
+        return http_exception_handler
+
+    def build_middleware_stack() -> Any:
+        wrap(RequestValidationError, validation_default, observe_rejected)
+        wrap(HTTPException, http_default, observe_unreadable)  # a body FastAPI cannot decode
         return build()
 
     app.build_middleware_stack = build_middleware_stack

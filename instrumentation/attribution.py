@@ -112,8 +112,10 @@ class AttributionCounters:
                  window: float = 3600.0, slots: int = 60,
                  clock: Callable[[], float] = time.time, model: str = "model",
                  digest: str = "", labels: Optional[Labels] = None,
-                 store: Optional[Callable[[Block], Any]] = None):
+                 store: Optional[Callable[[Block], Any]] = None, coerce: bool = True):
         from .store import CounterStore
+        #: a string spelling a number is that number (``values.number``)
+        self.coerce = coerce
         if not window > 0 or slots < 1:
             raise ValueError("window must be positive and slots at least 1")
         self.features = list(features)
@@ -165,7 +167,7 @@ class AttributionCounters:
         if isinstance(attributions, Mapping):
             for k, v in attributions.items():
                 i = self.index.get(k)
-                x = finite_number(v)
+                x = finite_number(v, self.coerce)
                 if i is not None and x is not None:
                     out[i] = abs(x)
         else:
@@ -174,7 +176,7 @@ class AttributionCounters:
             if len(seq) != len(self.features):
                 raise ValueError(f"{len(seq)} attributions for {len(self.features)} features")
             for i, v in enumerate(seq):
-                x = finite_number(v)
+                x = finite_number(v, self.coerce)
                 if x is not None:
                     out[i] = abs(x)
         return out
@@ -268,7 +270,8 @@ class AttributionTracker(Plugin):
         b = monitor.baseline
         self.counters = AttributionCounters(b.feature_names, b.attribution, model=b.model,
                                             digest=b.digest, labels=monitor.plan_labels,
-                                            store=monitor.store.sibling, **self._window)
+                                            store=monitor.store.sibling,
+                                            coerce=monitor.coerce_numbers, **self._window)
 
     def observe(self, call: Call) -> None:
         if call.attributions_given is not None:

@@ -37,6 +37,7 @@ from prometheus_client.metrics_core import Metric
 from .columns import NumericColumn
 from .multiprocess import MultiprocessCounterStore
 from .store import FEATURE, PREDICTION, REASONS, Block, Labels, Layout
+from .values import REQUEST_REASONS
 
 __all__ = ["Plan", "ModelPlan", "model_labels", "BlockPlan", "PromdriftCollector", "collector_for",
            "metrics_text", "FAMILIES", "CONTENT_TYPE", "Sample", "make_wsgi_app",
@@ -56,15 +57,27 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
         "counter", "Valid values of a categorical feature by category (top-K + __other__)."),
     "promdrift_feature_invalid": (
         "counter", "Feature values that were not binned, by reason."),
+    "promdrift_feature_coerced": (
+        "counter", "Numeric feature values sent as a string and read as the number it spells."),
     "promdrift_prediction_value": (
         "histogram", "Numeric prediction outputs; buckets are the baseline's edges."),
     "promdrift_prediction_class": (
         "counter", "Categorical prediction outputs by class (top-K + __other__)."),
     "promdrift_prediction_invalid": (
         "counter", "Prediction values that were not binned, by reason."),
+    "promdrift_prediction_coerced": (
+        "counter", "Numeric prediction values sent as a string and read as the number it "
+                   "spells."),
     "promdrift_inferences": ("counter", "Rows observed (one per inference)."),
+    "promdrift_requests": (
+        "counter", "Requests handed to the monitor (tracked requests, exporter ingest "
+                   "requests, observe calls), read or not."),
+    "promdrift_requests_invalid": (
+        "counter", "Requests whose features could not be read (a client error), by reason; "
+                   "none of their values were counted."),
     "promdrift_instrumentation_errors": (
-        "counter", "Internal errors inside observe; the request was not affected."),
+        "counter", "promdrift's own errors inside observe or track (never a client's: see "
+                   "promdrift_requests_invalid_total); the request was not affected."),
     "promdrift_baseline_feature_value": (
         "histogram", "Training counts of a numeric feature at the live buckets' le (constant)."),
     "promdrift_baseline_feature_bin": (
@@ -332,7 +345,20 @@ class ModelPlan(Plan):
             for r, reason in enumerate(REASONS):
                 live(fam).add("_total", lab + (("reason", reason),),
                               source=layout.invalid_slot(c, r))
+        nd = layout.derived.count if layout.derived is not None else 0
+        derived = range(layout.n_numeric_features - nd, layout.n_numeric_features)
+        for i, (role, col) in enumerate(layout.numeric):
+            if i in derived:  # computed by promdrift, never sent
+                continue
+            fam = ("promdrift_feature_coerced" if role == FEATURE
+                   else "promdrift_prediction_coerced")
+            live(fam).add("_total", base + ((key[role], col.name),),
+                          source=layout.coerced_slot(i))
         live("promdrift_inferences").add("_total", base, source=Layout.INFERENCES)
+        live("promdrift_requests").add("_total", base, source=Layout.REQUESTS)
+        for reason in REQUEST_REASONS:
+            live("promdrift_requests_invalid").add("_total", base + (("reason", reason),),
+                                                   source=layout.request_slot(reason))
         live("promdrift_instrumentation_errors").add("_total", base, source=Layout.ERRORS)
         fixed("promdrift_baseline_info").add(
             "", base + (("created", baseline.created),

@@ -17,7 +17,8 @@ One picture per column. The live value ``"<b>"`` is not a baseline category, so 
 counted under ``__other__`` (half of the live rows); every name that reaches the page
 (models, features, categories, versions) is escaped.
 
-For every model: inferences, internal errors, which baseline is served, then one table row
+For every model: inferences, requests refused as unreadable (a client's error), internal
+errors, which baseline is served, then one table row
 per feature and per prediction output with its live count, its distance to the baseline
 (the binned Kolmogorov-Smirnov distance for numeric columns, with the two-sample critical
 value, family-wise over the model's numeric columns as in the alerts; the total variation distance for categorical ones), its invalid
@@ -47,6 +48,7 @@ from .baseline import CategoricalColumn, NumericColumn
 from .binning import ks_statistic, total_variation, tvd_noise
 from .spec import Thresholds
 from .store import FEATURE, PREDICTION, REASONS, Layout
+from .values import REQUEST_REASONS
 
 #: The thresholds the page highlights by: the defaults of the one table the alerts use
 #: (``spec``). A numeric column is highlighted when its KS distance is above the two-sample
@@ -297,6 +299,9 @@ def _model_section(index: int, monitor: Any) -> str:
     version = getattr(monitor, "model_version", None)
     ver = f' <span class="version">version {_esc(str(version))}</span>' if version else ""
     facts = [("inferences", _fmt_count(counts[Layout.INFERENCES]), "inferences"),
+             ("invalid requests", _fmt_count(counts[Layout.REQUEST_INVALID:Layout.REQUEST_INVALID
+                                                     + len(REQUEST_REASONS)].sum()),
+              "invalid-requests"),
              ("instrumentation errors", _fmt_count(counts[Layout.ERRORS]), "errors"),
              ("baseline rows", f"{baseline.rows:,}", "baseline-rows"),
              ("baseline created", _esc(baseline.created or "unknown"), "created"),

@@ -8,6 +8,8 @@ import logging
 import math
 import operator
 import os
+import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any, List, Optional, Sequence, Tuple, Union
@@ -20,8 +22,8 @@ from .exposition import ModelPlan, PromdriftCollector, Sample, collector_for, me
 from .multiprocess import default_store
 from .plugins import Call, Plugin
 from .store import FEATURE, PREDICTION, CounterStore, Labels, Layout, cumulative_counts
-from .values import (ABSENT as _ABSENT, INF, NAN, NUMBER_TYPES as _NUMBER_TYPES, REASONS,
-                     VALID, WRONG_TYPE, category, is_batch, number)
+from .values import (ABSENT as _ABSENT, BAD_SHAPE, INF, NAN, NUMBER_TYPES as _NUMBER_TYPES,
+                     REASONS, REQUEST_REASONS, VALID, WRONG_TYPE, category, is_batch, number)
 
 __all__ = ["DriftMonitor", "shutdown_all"]
 
@@ -40,31 +42,46 @@ def shutdown_all() -> None:
         monitor.shutdown()
 
 _SKIP = object()  # an output not given at all: neither binned nor counted
-def _numbers(values: List[Any]) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
-    """Float array of ``values`` (NaN where not a number) and (position, reason) of the
-    entries that are not numbers at all (reason -1: not observed). NaN and infinities are
-    numbers here."""
+
+
+class _BadShape(ValueError):
+    """Features or a prediction of a shape no row or batch has: the caller's error, counted
+    as a refused request (``bad_shape``), never as an instrumentation error."""
+
+
+def _numbers(values: List[Any], coerce: bool = True
+             ) -> Tuple[np.ndarray, List[Tuple[int, int]], List[int]]:
+    """Float array of ``values`` (NaN where not a number), (position, reason) of the entries
+    that are not numbers at all (reason -1: not observed), and the positions of strings read
+    as numbers (``coerce``: the value rules' ``number``). NaN and infinities are numbers
+    here, also when a string spells them."""
     if set(map(type, values)) <= _NUMBER_TYPES:
         try:
-            return np.array(values, dtype=np.float64), []
+            return np.array(values, dtype=np.float64), [], []
         except OverflowError:  # an int beyond float range
             pass
     out = np.empty(len(values), dtype=np.float64)
     bad: List[Tuple[int, int]] = []
+    coerced: List[int] = []
     for i, v in enumerate(values):
         if v is _SKIP:
             out[i] = np.nan
             bad.append((i, -1))
             continue
-        reason, x = number(v)
+        reason, x = number(v, coerce)
         if reason == VALID:
             out[i] = x
+            if isinstance(v, str):
+                coerced.append(i)
         elif reason in (NAN, INF) and isinstance(v, (float, np.floating)):
             out[i] = float(v)  # counted as NaN / inf from the array by the caller
+        elif reason in (NAN, INF) and isinstance(v, str):
+            out[i] = math.nan if reason == NAN else math.inf  # "nan", "inf": as the numbers
+            coerced.append(i)
         else:
             out[i] = np.nan
             bad.append((i, reason))
-    return out, bad
+    return out, bad, coerced
 
 
 class DriftMonitor:
@@ -90,7 +107,17 @@ class DriftMonitor:
     the counts: in process memory by default, or, when ``PROMDRIFT_MULTIPROC_DIR`` is set, a
     per-process file summed with the other workers' files at scrape (docs/multiprocess.md).
 
-    :meth:`observe` never raises: an internal error is counted in
+    ``coerce_numbers``: read a string that spells a number as that number for a numeric
+    column (a feature, an output; labels and attributions too), as pydantic's lax mode and
+    so a FastAPI model serve it, counted in ``promdrift_feature_coerced_total`` /
+    ``promdrift_prediction_coerced_total`` (``False``: every string is ``wrong_type``). See
+    ``promdrift.instrumentation.values``.
+
+    :meth:`observe` never raises. Features or a prediction of a shape no row or batch has
+    (a string, a row of the wrong length) are the caller's error: the call is counted as a
+    refused request (``promdrift_requests_invalid_total{reason="bad_shape"}``, see
+    :meth:`invalid_request`) and none of its values is counted (data capture still records
+    it as sent, for the offline report to flag). An internal error is counted in
     ``promdrift_instrumentation_errors_total`` and logged once. It counts the drift families
     first (a row of finite numbers by the fast path, ``_defer``; every other shape
     by ``_observe_row`` / ``_observe_batch``), then hands the call to each plugin
@@ -102,7 +129,8 @@ class DriftMonitor:
     def __init__(self, baseline: Union[Baseline, str, "os.PathLike[str]"], *,
                  model: Optional[str] = None, model_version: Optional[str] = None,
                  registry: Optional[CollectorRegistry] = REGISTRY,
-                 store: Optional[CounterStore] = None, capture: Optional[Any] = None):
+                 store: Optional[CounterStore] = None, capture: Optional[Any] = None,
+                 coerce_numbers: bool = True):
         if not isinstance(baseline, Baseline):
             baseline = Baseline.load(os.fspath(baseline))
         if model is not None:
@@ -121,8 +149,14 @@ class DriftMonitor:
         #: when given, ``baseline``: the digest; see ``exposition.model_labels``)
         self.plan_labels: Labels = self.plan.labels
         self.registry = registry
+        #: strings spelling a number count as that number (``promdrift...values.number``)
+        self.coerce_numbers = bool(coerce_numbers)
         self._error_logged = False
         self._warned: set = set()
+        # refused requests not yet logged, by reason, and when the last line came
+        self._refused_lock = threading.Lock()
+        self._refused: dict = {}
+        self._refused_logged = -math.inf
         #: what plugs into this monitor (``use``): data capture, labels, facets, attributions
         self.plugins: List[Plugin] = []
         #: the plugins of ``track_labels``, ``track_facets``, ``track_attributions`` and
@@ -239,16 +273,26 @@ class DriftMonitor:
             elif isinstance(features, np.ndarray):
                 if features.ndim == 2:
                     self._observe_batch(features, prediction, embedding)
-                else:
+                elif features.ndim == 1:
                     self._observe_row(features, prediction, False, embedding)
+                else:
+                    raise _BadShape(f"a {features.ndim}-D array is no row or batch")
             elif isinstance(features, (list, tuple)):
                 if is_batch(features):
                     self._observe_batch(features, prediction, embedding)
                 elif features or self._n_features == 0:
                     self._observe_row(features, prediction, False, embedding)
+                else:
+                    self.store.add_request()  # an empty batch: a request of no rows
             else:
-                raise TypeError(f"features must be a dict, a sequence or an array, "
+                raise _BadShape(f"features must be a dict, a sequence or an array, "
                                 f"not {type(features).__name__}")
+        except _BadShape:
+            self.invalid_request(BAD_SHAPE)
+            if self.plugins:  # data capture records it as sent (the report flags it)
+                self._observe_plugins(features, prediction, inference_id, attributions,
+                                      malformed=True)
+            return
         except Exception:
             self._count_error()
         if self.plugins:
@@ -258,15 +302,81 @@ class DriftMonitor:
                             "given but not tracked (see track_labels, track_attributions, "
                             "capture_to)", self.model)
 
+    def observe_rows(self, features: Sequence[Any], predictions: Sequence[Any],
+                     inference_ids: Sequence[Any], embeddings: Optional[Sequence[Any]] = None
+                     ) -> None:
+        """Count the rows of one request that each carry their own ``inference_id`` (the
+        exporter's ingest): the drift families count them as one batch (one request, as
+        :meth:`observe` of the batch does), each plugin sees them one by one, with their
+        id. ``predictions``, ``inference_ids`` and ``embeddings``: one per row (``None`` /
+        ``values.ABSENT``: not given). Never raises."""
+        given = any(p is not None for p in predictions)
+        vectors: Any = _ABSENT
+        if embeddings is not None and any(e is not _ABSENT for e in embeddings):
+            vectors = list(embeddings)
+        if self._emb is None and vectors is not _ABSENT:
+            self._warn_once("embedding", "promdrift: model %r has no embedding baseline; "
+                            "embeddings are not counted", self.model)
+            vectors = _ABSENT
+        try:
+            if not isinstance(features, (list, tuple)) or not all(
+                    isinstance(f, Mapping) for f in features):
+                raise _BadShape("observe_rows takes a list of feature dicts")
+            self._observe_batch(features, list(predictions) if given else None, vectors)
+        except _BadShape:
+            self.invalid_request(BAD_SHAPE)
+            return
+        except Exception:
+            self._count_error()
+        if self.plugins:
+            for f, p, i in zip(features, predictions, inference_ids):
+                self._observe_plugins(f, p, i, None)
+
+    #: Seconds at least between two log lines about refused requests of one monitor.
+    REFUSED_LOG_INTERVAL = 60.0
+
+    def invalid_request(self, reason: str) -> None:
+        """Count a request whose features could not be read (the client's error, never an
+        instrumentation error) by ``reason``, one of ``values.REQUEST_REASONS``:
+        ``not_json``, ``not_object``, ``no_features``, ``bad_shape``. ``track`` and the
+        exporter call it for bodies they cannot read, :meth:`observe` for features of the
+        wrong shape. Counted in ``promdrift_requests_total`` and
+        ``promdrift_requests_invalid_total``; logged as one line without a traceback, at
+        most once every :attr:`REFUSED_LOG_INTERVAL` seconds (with the requests refused
+        since the previous line). ``ValueError`` for another reason."""
+        if reason not in REQUEST_REASONS:
+            raise ValueError(f"reason must be one of {', '.join(REQUEST_REASONS)}, "
+                             f"got {reason!r}")
+        try:
+            self.store.add_request(self.layout.request_slot(reason))
+            now = time.monotonic()
+            with self._refused_lock:
+                self._refused[reason] = self._refused.get(reason, 0) + 1
+                if now - self._refused_logged < self.REFUSED_LOG_INTERVAL:
+                    return
+                self._refused_logged = now
+                refused, self._refused = self._refused, {}
+            log.warning("promdrift: model %r: %d request(s) whose features could not be read "
+                        "(%s): a client's error, not promdrift's, counted in "
+                        "promdrift_requests_invalid_total (one such line per %g s at most)",
+                        self.model, sum(refused.values()),
+                        ", ".join(f"{k}: {v}" for k, v in sorted(refused.items())),
+                        self.REFUSED_LOG_INTERVAL)
+        except Exception:
+            self._count_error()
+
     def _observe_plugins(self, features: Any, prediction: Any, inference_id: Any,
-                         attributions: Any) -> None:
-        """Hand one observe call to every plugin (an error is counted, never raised)."""
+                         attributions: Any, malformed: bool = False) -> None:
+        """Hand one observe call to every plugin (an error is counted, never raised; a
+        plugin failing on a ``malformed`` call, one of the wrong shape, is the caller's
+        error, counted as such already)."""
         call = Call(self, features, prediction, inference_id, attributions)
         for plugin in self.plugins:
             try:
                 plugin.observe(call)
             except Exception:
-                self._count_error()
+                if not malformed:
+                    self._count_error()
 
     def _sequence_fast(self, row: Any, prediction: Any, embedding: Any) -> bool:
         """:meth:`_defer` for a row given as a list, tuple or 1-D numeric array of every
@@ -371,8 +481,8 @@ class DriftMonitor:
             return (prediction,)
         if isinstance(prediction, (list, tuple, np.ndarray)) and len(prediction) == self._n_outputs:
             return prediction
-        raise ValueError(f"model {self.model!r} has {self._n_outputs} outputs; pass a dict "
-                         f"or a sequence of {self._n_outputs} values")
+        raise _BadShape(f"model {self.model!r} has {self._n_outputs} outputs; pass a dict "
+                        f"or a sequence of {self._n_outputs} values")
 
     def _get(self, row: Any, is_map: bool, name: str, pos: int) -> Any:
         if is_map:
@@ -382,8 +492,8 @@ class DriftMonitor:
     def _observe_row(self, row: Any, prediction: Any, mapping: bool, embedding: Any) -> None:
         lay = self.layout
         if not mapping and len(row) != self._n_features:
-            raise ValueError(f"row has {len(row)} values, the baseline has "
-                             f"{self._n_features} features")
+            raise _BadShape(f"row has {len(row)} values, the baseline has "
+                            f"{self._n_features} features")
         prow = self._prediction_row(prediction)
         pmap = isinstance(prow, Mapping)
         # Numeric block: features, then prediction outputs when a prediction was given.
@@ -416,10 +526,11 @@ class DriftMonitor:
                     values = [row[p] for p in self._num_feat_pos_list]
                 if prow is not None:
                     values += [self._get(prow, pmap, n, p) for n, p in self._num_pred]
-                x, bad = _numbers(values)
+                x, bad, coerced = _numbers(values, self.coerce_numbers)
                 nu, nd = self._nu, self._nd
                 # columns of the numeric block: outputs come after the derived ones
                 other += [lay.invalid_slot(i if i < nu else i + nd, r) for i, r in bad]
+                other += [lay.coerced_slot(i if i < nu else i + nd) for i in coerced]
                 nan = np.isnan(x)
                 if bad:
                     nan[[i for i, _ in bad]] = False
@@ -463,28 +574,34 @@ class DriftMonitor:
     def _observe_batch(self, rows: Any, prediction: Any, embedding: Any) -> None:
         lay = self.layout
         n = len(rows)
-        if n == 0:
-            return
         is_array = isinstance(rows, np.ndarray)
         if is_array:
             if rows.shape[1] != self._n_features:
-                raise ValueError(f"batch has {rows.shape[1]} columns, the baseline has "
-                                 f"{self._n_features} features")
+                raise _BadShape(f"batch has {rows.shape[1]} columns, the baseline has "
+                                f"{self._n_features} features")
             kinds = None
         else:
             kinds = [isinstance(r, Mapping) for r in rows]
             for r, k in zip(rows, kinds):
+                if not k and not (isinstance(r, (list, tuple)) or (
+                        isinstance(r, np.ndarray) and r.ndim == 1)):
+                    raise _BadShape(f"a batch holds a {type(r).__name__}, which is no row")
                 if not k and len(r) != self._n_features:
-                    raise ValueError(f"row has {len(r)} values, the baseline has "
-                                     f"{self._n_features} features")
+                    raise _BadShape(f"row has {len(r)} values, the baseline has "
+                                    f"{self._n_features} features")
         prows = None
         if prediction is not None:
             if not self._n_outputs:
                 self._prediction_row(prediction)  # warns once
-            elif len(prediction) != n:
-                raise ValueError(f"{len(prediction)} predictions for {n} rows")
+            elif not isinstance(prediction, (list, tuple, np.ndarray)) or (
+                    isinstance(prediction, np.ndarray) and prediction.ndim == 0) \
+                    or len(prediction) != n:
+                raise _BadShape(f"a batch of {n} rows needs a sequence of {n} predictions")
             else:
                 prows = [self._prediction_row(p) for p in prediction]
+        if n == 0:
+            self.store.add_request()  # a request of no rows
+            return
 
         def column(role: str, name: str, p: int) -> List[Any]:
             if role == FEATURE:
@@ -511,8 +628,10 @@ class DriftMonitor:
             for role, name, p, i in self._num[nu if fast_array else 0:]:
                 if i >= fn:  # outputs, no predictions given
                     break
-                values, bad = _numbers(column(role, name, p))
+                values, bad, coerced = _numbers(column(role, name, p), self.coerce_numbers)
                 x[:, i] = values
+                if coerced:
+                    other += [lay.coerced_slot(i)] * len(coerced)
                 if bad:
                     if premarked is None:
                         premarked = np.zeros((n, fn), dtype=bool)

@@ -364,11 +364,14 @@ class QualityCounters:
 
     ``labels``: the labels every sample starts with (default ``model``); ``store``: builds
     the store of the block (``CounterStore`` by default; a monitor passes its own kind).
+    ``coerce``: a string spelling a number is that number for a numeric output (the value
+    rules, ``values.number``; a monitor passes its ``coerce_numbers``).
     """
 
     def __init__(self, baseline: Any, labels: Optional[Labels] = None,
-                 store: Optional[Callable[[Block], Any]] = None):
+                 store: Optional[Callable[[Block], Any]] = None, coerce: bool = True):
         from .store import CounterStore
+        self.coerce = coerce
         self.outputs: Dict[str, Column] = {c.name: c for c in baseline.predictions}
         if not self.outputs:
             raise ValueError(f"model {baseline.model!r}: the baseline has no prediction "
@@ -428,7 +431,7 @@ class QualityCounters:
         float, or ``None`` when it is not valid for the output."""
         if isinstance(self.outputs[output], CategoricalColumn):
             return category(value)[1]
-        return finite_number(value)
+        return finite_number(value, self.coerce)
 
     def count(self, slot: int) -> None:
         """+1 at one of the block's counters (``invalid``, ``duplicate_labels`` ...)."""
@@ -471,7 +474,7 @@ class QualityCounters:
                 amounts.append(1.0)
                 classes[output] = (a, p)
             else:
-                t = finite_number(value)
+                t = finite_number(value, self.coerce)
                 if t is None:
                     slots.append(self.invalid)
                     amounts.append(1.0)
@@ -553,7 +556,8 @@ class LabelTracker(Plugin):
         super().bind(monitor)
         self.model = monitor.model
         self.labels = monitor.plan_labels
-        self.counters = QualityCounters(monitor.baseline, self.labels, monitor.store.sibling)
+        self.counters = QualityCounters(monitor.baseline, self.labels, monitor.store.sibling,
+                                        coerce=monitor.coerce_numbers)
         store = self._store_arg
         if not isinstance(store, LabelStore):
             path = store

@@ -14,7 +14,7 @@ numpy implementation (``binning``); its PromQL implementation lives in
     >>> Thresholds(psi_maximum=0.2)
     Traceback (most recent call last):
     ...
-    ValueError: unknown threshold 'psi_maximum' (known: attribution_ndcg_min, bias_tolerance, exporter_rejected_ratio_max, invalid_ratio_max, ks_alpha, ks_familywise, ks_min_effect, min_samples, psi_bin_floor, psi_max, quality_error_tolerance, quality_min_labels, quality_tolerance, ratio_min_count, tvd_max, unseen_share_excess)
+    ValueError: unknown threshold 'psi_maximum' (known: attribution_ndcg_min, bias_tolerance, exporter_rejected_ratio_max, invalid_ratio_max, invalid_request_ratio_max, ks_alpha, ks_familywise, ks_min_effect, min_samples, psi_bin_floor, psi_max, quality_error_tolerance, quality_min_labels, quality_tolerance, ratio_min_count, tvd_max, unseen_share_excess)
     >>> Thresholds(psi_max=-1)
     Traceback (most recent call last):
     ...
@@ -94,6 +94,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("unseen_share_excess", 0.1, "live share of __other__ minus the baseline's "
             "share that alerts", high=1.0),
     Setting("invalid_ratio_max", 0.05, "share of invalid values (fast window) that alerts",
+            low_inclusive=True, high=1.0),
+    Setting("invalid_request_ratio_max", 0.05, "share of a model's requests whose features "
+            "could not be read (a client error; fast window) that alerts",
             low_inclusive=True, high=1.0),
     Setting("exporter_rejected_ratio_max", 0.05, "share of the exporter's ingest requests "
             "refused whole (fast window) that alerts", low_inclusive=True, high=1.0),

@@ -1,15 +1,16 @@
 """Where the live counts of a model live: flat float64 numpy arrays and their layouts.
 
 Every counter of a model's drift families (histogram buckets, sums, categories, invalid
-reasons, inferences, errors) is one slot of a single array, so observing a row is a handful
+reasons, coerced values, inferences, requests, errors) is one slot of a single array, so observing a row is a handful
 of vectorised numpy operations whatever the number of features, and a multi-process store only
 has to share one array per process::
 
     >>> from promdrift.instrumentation import Baseline
     >>> layout = Layout(Baseline.fit({"x": [1.0, 2.0, 3.0, 4.0]}, bins=2))
     >>> store = CounterStore(layout)
-    >>> store.counts.shape  # inferences, errors, 2 buckets, 1 sum, 5 invalid reasons
-    (10,)
+    >>> store.counts.shape  # inferences, errors, requests, 4 request reasons, 2 buckets, 1 sum,
+    ...                     # 5 invalid reasons, 1 coerced
+    (16,)
 
 Everything else a model counts (label quality, bias, attributions, data capture, a server's
 own request counters) is a :class:`Block`: named slots with the samples they are exposed as,
@@ -39,7 +40,7 @@ import numpy as np
 
 from .columns import CategoricalColumn, Column, NumericColumn
 from .derived import Derived
-from .values import INF, MISSING, NAN, NULL, REASONS, WRONG_TYPE
+from .values import INF, MISSING, NAN, NULL, REASONS, REQUEST_REASONS, WRONG_TYPE
 
 __all__ = ["Layout", "Block", "CounterStore", "REASONS", "FEATURE", "PREDICTION", "Labels",
            "Series", "cumulative_counts", "DRAIN_INTERVAL"]
@@ -85,14 +86,21 @@ class Layout:
     width with ``+Inf`` edges and stored bucket-major, ``(width, columns)``, so that one
     broadcast compare of a row against ``edges_t`` is the row's whole increment; then one sum
     per column) and a
-    categorical block (top-K categories plus ``__other__`` per column). Invalid counters come
-    last: one row of ``len(REASONS)`` slots per column, numeric columns first. The numeric
-    block holds the user's numeric features, then the derived ones (:attr:`derived`, from
-    column ``derived.start``), then the numeric outputs.
+    categorical block (top-K categories plus ``__other__`` per column). Invalid counters
+    follow: one row of ``len(REASONS)`` slots per column, numeric columns first; then one
+    slot per numeric column counting the values read from a string (``coerced_slot``). The
+    numeric block holds the user's numeric features, then the derived ones
+    (:attr:`derived`, from column ``derived.start``), then the numeric outputs. Before
+    everything: the inferences (rows), the instrumentation errors, the requests (``observe``
+    calls and requests refused before one) and the requests refused by
+    ``REQUEST_REASONS`` (from :attr:`REQUEST_INVALID`).
     """
 
     INFERENCES = 0
     ERRORS = 1
+    REQUESTS = 2
+    #: the first of the ``len(REQUEST_REASONS)`` slots of refused requests
+    REQUEST_INVALID = 3
 
     def __init__(self, baseline: Any):
         self.baseline = baseline
@@ -121,7 +129,7 @@ class Layout:
             self.derived = Derived(baseline, user)
         self.n_edges = np.array([len(c.edges) for _, c in self.numeric], dtype=np.intp)
 
-        pos = 2
+        pos = self.REQUEST_INVALID + len(REQUEST_REASONS)
         self.bucket_base = pos
         pos += fn * self.width
         self.sum_base = pos
@@ -136,6 +144,9 @@ class Layout:
         self.cat_other: List[int] = [len(c.categories) for _, c in self.categorical]
         self.invalid_base = pos
         pos += (fn + len(self.categorical)) * len(REASONS)
+        #: one slot per numeric column: values sent as a string and read as a number
+        self.coerced_base = pos
+        pos += fn
         self.size = pos
         #: what tells this layout's counts files apart from other models' and baselines'
         self.identity = f"{baseline.model}\0{baseline.digest}\0{self.size}"
@@ -176,6 +187,14 @@ class Layout:
     def invalid_slot(self, column: int, reason: int) -> int:
         """Slot of an invalid counter; ``column`` counts numeric columns first."""
         return self.invalid_base + column * len(REASONS) + reason
+
+    def coerced_slot(self, column: int) -> int:
+        """Slot of the count of values of numeric column ``column`` read from a string."""
+        return self.coerced_base + column
+
+    def request_slot(self, reason: str) -> int:
+        """Slot of the requests refused for ``reason`` (one of ``REQUEST_REASONS``)."""
+        return self.REQUEST_INVALID + REQUEST_REASONS.index(reason)
 
     def numeric_role_names(self, role: str) -> List[str]:
         return [c.name for r, c in self.numeric if r == role]
@@ -296,9 +315,9 @@ class CounterStore:
                     counts[s] += a
 
     def add_row(self, below_t: np.ndarray, values: np.ndarray, other_slots: Sequence[int]) -> None:
-        """One row: ``below_t`` (bool, ``(width, k)``: the first ``k`` numeric columns) added
-        to the cumulative buckets, ``values`` to the sums (NaN-free), +1 at each of
-        ``other_slots`` (distinct)."""
+        """One row of one request: ``below_t`` (bool, ``(width, k)``: the first ``k``
+        numeric columns) added to the cumulative buckets, ``values`` to the sums (NaN-free),
+        +1 at each of ``other_slots`` (distinct)."""
         k = below_t.shape[1]
         with self.lock:
             if k:
@@ -307,10 +326,11 @@ class CounterStore:
             if other_slots:
                 self.counts[other_slots] += 1.0
             self.counts[Layout.INFERENCES] += 1.0
+            self.counts[Layout.REQUESTS] += 1.0
 
     def defer(self, values: Tuple[float, ...], vector: Any = None) -> None:
         """Count one row of finite numbers (the first ``len(values)`` numeric columns of a
-        drift layout) a little later, binned in bulk with the rows deferred with it: by
+        drift layout), one request, a little later, binned in bulk with the rows deferred with it: by
         :meth:`drain`, which :meth:`snapshot` calls first (a scrape always sees every row of
         its process), or by a background thread within :data:`DRAIN_INTERVAL` seconds (so
         scrapes of other processes see it too). ``vector``: the row's embedding (a tuple or
@@ -359,12 +379,23 @@ class CounterStore:
                     if invalid is not None:
                         self.counts += invalid
                     self.counts[Layout.INFERENCES] += n
+                    self.counts[Layout.REQUESTS] += n
 
     def add_batch(self, increments: np.ndarray, rows: int) -> None:
-        """A dense increment vector for the whole array (buckets already cumulative)."""
+        """A dense increment vector for the whole array (buckets already cumulative): one
+        request of ``rows`` rows."""
         with self.lock:
             self.counts += increments
             self.counts[Layout.INFERENCES] += rows
+            self.counts[Layout.REQUESTS] += 1.0
+
+    def add_request(self, invalid: Optional[int] = None) -> None:
+        """One request without rows: refused (``invalid``: its slot, ``Layout.request_slot``)
+        or empty."""
+        with self.lock:
+            self.counts[Layout.REQUESTS] += 1.0
+            if invalid is not None:
+                self.counts[invalid] += 1.0
 
     def add_error(self) -> None:
         with self.lock:

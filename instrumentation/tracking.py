@@ -24,11 +24,21 @@ body, query or path value, so it appears nowhere in the OpenAPI schema). What is
   a JSON response), or ``prediction(result)``;
 - ``inference_id``: like ``features`` (an id that cannot be extracted is left out).
 
-The features are counted even when the view raises (then without a prediction), and, on
-FastAPI, when request validation answers 422 before the endpoint runs (``instrument(app)``
-wraps the app's ``RequestValidationError`` handler): values the validation rejects are
-counted as invalid, by reason. Extraction and counting never change the response: a
-failure is counted in ``promdrift_instrumentation_errors_total``.
+The features are counted even when the view raises or answers an error status (then
+without a prediction), and, on FastAPI, when request validation answers 422 before the
+endpoint runs (``instrument(app)`` wraps the app's ``RequestValidationError`` handler):
+values the validation rejects are counted as invalid, by reason.
+
+A body whose features cannot be read is the client's error, never promdrift's: it is
+counted as a refused request (``DriftMonitor.invalid_request``) by reason: ``not_json`` (the
+body is not JSON, or not sent as JSON where the framework requires it), ``not_object``
+(JSON, but not an object, when ``features`` is a key), ``no_features`` (the key is absent
+or null; a callable extractor raised ``LookupError``, ``TypeError``, ``ValueError`` or
+``AttributeError``), ``bad_shape`` (features no row or batch has: a string, a number, a
+row of the wrong length). Extraction and counting never change the response. Only
+promdrift's own failures (and an extractor raising anything else, or a prediction that
+cannot be found in a successful answer) are counted in
+``promdrift_instrumentation_errors_total``.
 """
 
 from __future__ import annotations
@@ -41,13 +51,18 @@ import sys
 import typing
 from typing import Any, Callable, Optional, Union
 
-__all__ = ["track", "Tracker", "TRACKED", "REQUEST_PARAMETER"]
+from .values import NO_FEATURES, NOT_JSON, NOT_OBJECT
+
+__all__ = ["track", "Tracker", "TRACKED", "REQUEST_PARAMETER", "COUNTED", "NOT_JSON_BODY",
+           "observe_rejected", "observe_unreadable"]
 
 Extractor = Union[None, str, Callable[[Any], Any]]
 #: The attribute of a decorated endpoint that holds its :class:`Tracker`.
 TRACKED = "_promdrift_tracker"
 #: The keyword parameter a decorated FastAPI endpoint receives its ``Request`` in.
 REQUEST_PARAMETER = "promdrift_request"
+#: The ASGI scope key a tracked endpoint sets once it counted its request.
+COUNTED = "promdrift.counted"
 
 
 def _starlette_request_type() -> Any:
@@ -65,6 +80,32 @@ class _Unread:
 
 
 _UNREAD: Any = _Unread()
+
+
+class _NotJson:
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+#: A request body that is not JSON (or was not sent as JSON).
+NOT_JSON_BODY: Any = _NotJson()
+#: What a callable extractor raises on a body that lacks what it reads: the client's error.
+_CLIENT_ERRORS = (LookupError, TypeError, ValueError, AttributeError)
+
+
+def _status(result: Any) -> int:
+    """The HTTP status a view's return value answers with (200 unless it says otherwise):
+    a Flask ``(body, status[, headers])`` tuple, a response object's ``status_code``."""
+    if isinstance(result, tuple) and len(result) >= 2:
+        code = result[1]
+        if isinstance(code, int):
+            return code
+        if isinstance(code, str):
+            head = code.strip().split(" ", 1)[0]
+            return int(head) if head.isdigit() else 200
+        return 200
+    code = getattr(result, "status_code", None)
+    return code if isinstance(code, int) else 200
 
 
 class Tracker:
@@ -120,9 +161,17 @@ class Tracker:
 
     def observe(self, body: Any, result: Any, ran: bool, features: Any = _UNREAD,
                 rid: Any = None) -> None:
-        """Count a request: ``body`` its parsed JSON, ``result`` what the view returned
-        (``ran``: it returned). ``features`` / ``rid``: already extracted (Flask's
-        callables take the request), else read from ``body``."""
+        """Count a request: ``body`` its parsed JSON (:data:`NOT_JSON_BODY`: not JSON),
+        ``result`` what the view returned (``ran``: it returned). ``features`` / ``rid``:
+        already extracted (Flask's callables take the request), else read from ``body``.
+        A body whose features cannot be read is counted as a refused request, by reason.
+        Never raises."""
+        try:
+            self._observe(body, result, ran, features, rid)
+        except Exception:  # a bug here must never cost the app its answer
+            self.monitor._count_error()
+
+    def _observe(self, body: Any, result: Any, ran: bool, features: Any, rid: Any) -> None:
         m = self.monitor
         if self._keys and type(body) is dict and (not ran or type(result) is dict):
             try:
@@ -131,13 +180,18 @@ class Tracker:
             except KeyError:
                 pass
             else:
-                m.observe(row, pred)
+                if row is not None:
+                    m.observe(row, pred)
+                    return
+        if features is _UNREAD:
+            features, reason = self._features_or_reason(body)
+            if reason is not None:
+                if reason is not _ERROR:
+                    m.invalid_request(reason)
                 return
         try:
-            if features is _UNREAD:
-                features = self.features_of(body)
-            pred = self.prediction_of(result) if ran else None
-        except Exception:
+            pred = self.prediction_of(result) if ran and _status(result) < 400 else None
+        except Exception:  # the app's successful answer has no such prediction
             m._count_error()
             return
         if rid is None:
@@ -147,25 +201,101 @@ class Tracker:
         else:
             m.observe(features, pred, inference_id=rid)
 
+    def _features_or_reason(self, body: Any) -> Any:
+        """``(features, None)``, or ``(None, reason)`` for a body whose features cannot be
+        read (``_ERROR``: the extractor failed otherwise, counted as an error)."""
+        if body is NOT_JSON_BODY:
+            return None, NOT_JSON
+        f = self.features
+        if f is None:  # the whole body is the row or batch
+            if isinstance(body, (dict, list)):
+                return body, None
+            return None, NOT_OBJECT
+        if callable(f):
+            try:
+                features = f(body)
+            except _CLIENT_ERRORS:
+                return None, NO_FEATURES
+            except Exception:
+                self.monitor._count_error()
+                return None, _ERROR
+            return (features, None) if features is not None else (None, NO_FEATURES)
+        if not isinstance(body, dict):
+            return None, NOT_OBJECT
+        features = body.get(f)
+        return (features, None) if features is not None else (None, NO_FEATURES)
+
     def flask_observe(self, request: Any, result: Any, ran: bool) -> None:
-        """Count a Flask request (``ran``: the view returned ``result``)."""
+        """Count a Flask request (``ran``: the view returned ``result``). Never raises."""
+        try:
+            self._flask_observe(request, result, ran)
+        except Exception:  # a bug here must never cost the app its answer
+            self.monitor._count_error()
+
+    def _flask_observe(self, request: Any, result: Any, ran: bool) -> None:
         if self._keys:
-            self.observe(request.get_json(silent=True), result, ran)
+            self.observe(_flask_json(request), result, ran)
             return
         features, rid = _UNREAD, None
-        try:
-            if callable(self.features):
+        if callable(self.features):
+            try:
                 features = self.features(request)
-        except Exception:
-            self.monitor._count_error()
-            return
+            except Exception as e:
+                body = _flask_json(request)
+                if body is NOT_JSON_BODY:
+                    self.monitor.invalid_request(NOT_JSON)
+                elif isinstance(e, _CLIENT_ERRORS) or _client_error(e):
+                    self.monitor.invalid_request(NO_FEATURES)
+                else:
+                    self.monitor._count_error()
+                return
+            if features is None:
+                body = _flask_json(request)
+                self.monitor.invalid_request(NOT_JSON if body is NOT_JSON_BODY else NO_FEATURES)
+                return
         if callable(self.inference_id):
             try:
                 rid = self.inference_id(request)
             except Exception:
                 rid = None
-        body = request.get_json(silent=True)  # parsed once per request, cached by Flask
+        body = _flask_json(request)  # parsed once per request, cached by Flask
         self.observe(body, result, ran, features, rid)
+
+
+class _Error:
+    def __repr__(self) -> str:
+        return "ERROR"
+
+
+_ERROR: Any = _Error()
+
+
+def _client_error(e: BaseException) -> bool:
+    """An HTTP 4xx exception (werkzeug's ``BadRequest`` from ``request.get_json()`` ...)."""
+    code = getattr(e, "code", None)
+    return isinstance(code, int) and 400 <= code < 500
+
+
+def _flask_json(request: Any) -> Any:
+    """The JSON body of a Flask request (cached by Flask), :data:`NOT_JSON_BODY` when it
+    is not JSON or not sent as JSON (Flask's own ``get_json`` refuses it then too)."""
+    try:
+        body = request.get_json(silent=True)
+    except Exception:  # nested too deep for the parser, too large, a broken stream
+        return NOT_JSON_BODY
+    if body is None and not _json_null(request):
+        return NOT_JSON_BODY
+    return body
+
+
+def _json_null(request: Any) -> bool:
+    """Whether a Flask request whose ``get_json(silent=True)`` is None holds JSON ``null``."""
+    if not request.is_json:
+        return False
+    try:
+        return json.loads(request.get_data(cache=True)) is None
+    except Exception:
+        return False
 
 
 _flask_context: Any = None  # Flask's request context variable, once Flask is imported
@@ -192,12 +322,14 @@ def _cached_json(request: Any) -> Any:
 
 
 async def _read_json(request: Any) -> Any:
+    """The parsed JSON body of a Starlette request, :data:`NOT_JSON_BODY` when it is not
+    JSON (or could not be read)."""
     body = _cached_json(request)
     if body is _UNREAD:
         try:
             body = await request.json()
         except Exception:
-            body = None
+            body = NOT_JSON_BODY
     return body
 
 
@@ -208,9 +340,9 @@ def _sync_json(request: Any) -> Any:
         return body
     try:
         from anyio.from_thread import run
-        return run(request.json)
+        return run(_read_json, request)
     except Exception:
-        return None
+        return NOT_JSON_BODY
 
 
 def track(monitor: Any, features: Extractor, prediction: Extractor = None,
@@ -238,6 +370,7 @@ def track(monitor: Any, features: Extractor, prediction: Extractor = None,
                 request = find_request(args, kwargs)
                 if request is None:
                     return await view(*args, **kwargs)
+                request.scope[COUNTED] = True
                 try:
                     result = await view(*args, **kwargs)
                 except BaseException:
@@ -263,6 +396,7 @@ def track(monitor: Any, features: Extractor, prediction: Extractor = None,
                         raise
                     tracker.flask_observe(flask_request, result, ran=True)
                     return result
+                request.scope[COUNTED] = True
                 try:
                     result = view(*args, **kwargs)
                 except BaseException:
@@ -310,12 +444,45 @@ def _add_request_parameter(wrapper: Any, view: Any, request_type: Any) -> None:
     wrapper.__signature__ = sig.replace(parameters=params)
 
 
-def observe_rejected(endpoint: Any, body: Any) -> None:
-    """Count the features of a request whose validation failed before ``endpoint`` ran
-    (FastAPI's 422), when ``endpoint`` is tracked."""
-    tracker = getattr(endpoint, TRACKED, None)
-    if tracker is not None:
-        tracker.observe(body, None, ran=False)
+async def observe_rejected(request: Any, exc: Any) -> None:
+    """Count the features of a request whose validation failed before its endpoint ran
+    (FastAPI's 422, ``exc`` its ``RequestValidationError``), when the endpoint is tracked.
+    A body FastAPI could not decode as JSON, or that was not sent as JSON, is ``not_json``."""
+    tracker = getattr(request.scope.get("endpoint"), TRACKED, None)
+    if tracker is None:
+        return
+    request.scope[COUNTED] = True
+    body = getattr(exc, "body", None)
+    errors = exc.errors() if callable(getattr(exc, "errors", None)) else ()
+    if any(isinstance(e, dict) and e.get("type") == "json_invalid" for e in errors) \
+            or isinstance(body, (bytes, bytearray)):
+        body = NOT_JSON_BODY
+    elif body is None:  # no body, JSON null, or an endpoint that never read its body
+        body = await _read_json(request)
+        if body is not NOT_JSON_BODY and body is None and not await _has_body(request):
+            body = NOT_JSON_BODY
+    tracker.observe(body, None, ran=False)
+
+
+async def observe_unreadable(request: Any, exc: Any) -> None:
+    """Count a request whose body the framework could not read before its endpoint ran (an
+    ``HTTPException`` 400 caused by a decoding error: bytes that are not UTF-8, JSON nested
+    too deep for the parser) as ``not_json``, when the endpoint is tracked and its request
+    not counted yet."""
+    tracker = getattr(request.scope.get("endpoint"), TRACKED, None)
+    if tracker is None or request.scope.get(COUNTED):
+        return
+    if getattr(exc, "status_code", None) == 400 and isinstance(
+            exc.__cause__, (ValueError, RecursionError)):
+        request.scope[COUNTED] = True
+        tracker.monitor.invalid_request(NOT_JSON)
+
+
+async def _has_body(request: Any) -> bool:
+    try:
+        return bool((await request.body()).strip())
+    except Exception:
+        return False
 
 
 # asyncio is imported for the coroutine check of older Pythons' inspect (3.9 treats

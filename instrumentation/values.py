@@ -6,8 +6,10 @@ everywhere::
 
     >>> is_batch([{"x": 1}, {"x": 2}]), is_batch({"x": 1}), is_batch([1.0, 2.0])
     (True, False, False)
-    >>> number(2), number(True), number("2"), number(None), number(float("nan"))
-    ((-1, 2.0), (-1, 1.0), (4, nan), (1, nan), (2, nan))
+    >>> number(2), number(True), number(None), number(float("nan"))
+    ((-1, 2.0), (-1, 1.0), (1, nan), (2, nan))
+    >>> number(" 27 "), number("1e3"), number("nan"), number("27 kg"), number("27", coerce=False)
+    ((-1, 27.0), (-1, 1000.0), (2, nan), (4, nan), (4, nan))
     >>> category(2), category(2.0), category("2"), category("2.0"), category(True)
     ((-1, '2'), (-1, '2'), (-1, '2'), (-1, '2.0'), (-1, 'True'))
 
@@ -17,8 +19,18 @@ mapping, list, tuple or array), is a batch; anything else is one row.
 **Valid or invalid, and why.** A value that cannot be counted is counted by the first
 :data:`REASONS` entry that applies: ``missing`` (the key is absent: :data:`ABSENT`), ``null``
 (``None``, JSON null), ``nan``, ``inf`` (±inf, or an integer too large for a float),
-``wrong_type`` (anything else that is not a value of the column's kind: a string for a
-numeric column, a list, a dict, an object).
+``wrong_type`` (anything else that is not a value of the column's kind: a string that spells
+no number for a numeric column, a list, a dict, an object).
+
+**Numbers sent as text count as served.** For a numeric column (a feature, an output, a
+label, an attribution) a string is read as the number pydantic v2 (lax mode, a ``float``
+field) reads it, since that is what a FastAPI model server validates and serves
+(:func:`text_number`): ``"27"``, ``" 2.5 "``, ``"1e3"``, ``"-.5"``, ``"1_000"`` are numbers;
+``"nan"``, ``"inf"``, ``"-Infinity"``, ``"1e400"`` are NaN and infinities, invalid as
+``nan`` / ``inf`` like the numbers they spell; ``""``, ``"27 kg"``, ``"0x1F"``, ``"1,5"``,
+``"１２"`` (non-ASCII digits) spell no number and stay ``wrong_type``. ``coerce=False`` (a
+monitor's ``coerce_numbers=False``, the exporter's ``--no-coerce-numbers``) keeps every
+string ``wrong_type``. Categorical columns never parse strings (below).
 
 **Booleans are the integers 1 and 0**, as in Python (``True == 1``) and numpy: the number 1.0
 for a numeric column (a feature, an output, a label, an attribution), and for a categorical
@@ -36,13 +48,15 @@ numbers are keyed by value: integral values as a plain integer (``2``, ``2.0`` a
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Optional, Tuple
 
 import numpy as np
 
 __all__ = ["REASONS", "MISSING", "NULL", "NAN", "INF", "WRONG_TYPE", "VALID", "ABSENT",
-           "NUMBER_TYPES", "is_batch", "number", "finite_number", "category_key",
+           "NUMBER_TYPES", "REQUEST_REASONS", "NOT_JSON", "NOT_OBJECT", "NO_FEATURES",
+           "BAD_SHAPE", "is_batch", "number", "text_number", "finite_number", "category_key",
            "category", "invalid_reason"]
 
 #: Why a value was not counted, in the order of the invalid-counter slots.
@@ -50,6 +64,15 @@ REASONS: Tuple[str, ...] = ("missing", "null", "nan", "inf", "wrong_type")
 MISSING, NULL, NAN, INF, WRONG_TYPE = range(len(REASONS))
 #: The reason returned for a valid value.
 VALID = -1
+
+#: Why a whole request (or ``observe`` call) could not be read, in the order of its
+#: counter slots: the body is not JSON (or not sent as JSON), it is JSON but not an object,
+#: the object has no features (the key is absent or null), or the features (or the
+#: prediction) are of a shape no row or batch has: a string or a number, a row of the wrong
+#: length, a batch holding something that is no row. Nothing of such a request is counted
+#: but the request itself (``promdrift_requests_invalid_total``).
+REQUEST_REASONS: Tuple[str, ...] = ("not_json", "not_object", "no_features", "bad_shape")
+NOT_JSON, NOT_OBJECT, NO_FEATURES, BAD_SHAPE = REQUEST_REASONS
 
 
 class _Absent:
@@ -88,8 +111,47 @@ def invalid_reason(value: Any) -> int:
     return WRONG_TYPE
 
 
-def number(value: Any) -> Tuple[int, float]:
-    """``(VALID, value as a float)`` for a finite number (a bool is 1.0 or 0.0), else
+#: What pydantic v2 reads as a float from a string, after stripping white space: a sign,
+#: ASCII digits with at most one point, an exponent; or nan / inf / infinity in any case.
+_TEXT_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?"
+                          r"|(?i:nan|inf|infinity))")
+#: White space as pydantic strips it (Unicode White_Space: Python's ``str.isspace`` minus
+#: the information separators U+001C..U+001F).
+_SPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace() and not "\x1c" <= c <= "\x1f")
+
+
+def text_number(text: str) -> Optional[float]:
+    """The number a string spells as pydantic v2 reads it for a ``float`` field in lax mode
+    (FastAPI's default), or ``None`` when it spells none::
+
+        >>> text_number(" 27 "), text_number("1_000"), text_number("-.5e1"), text_number("Inf")
+        (27.0, 1000.0, -5.0, inf)
+        >>> text_number(""), text_number("27 kg"), text_number("0x1F"), text_number("1__0")
+        (None, None, None, None)
+
+    Surrounding white space is stripped; single underscores may separate any two characters
+    (``"1_000"``, ``"in_f"``), never lead, trail or double, and a string holding one is not
+    stripped (``" 1_000"`` spells no number); digits are ASCII only. Such a
+    string may still spell NaN or an infinity (``"nan"``, ``"1e400"``), which the caller
+    judges as it judges those numbers.
+    """
+    if "_" in text:  # pydantic's second reading: underscores dropped, nothing stripped
+        if text[0] == "_" or text[-1] == "_" or "__" in text:
+            return None
+        s = text.replace("_", "")
+    else:
+        s = text.strip(_SPACE)
+    if _TEXT_NUMBER.fullmatch(s) is None:
+        return None
+    try:
+        return float(s)
+    except (ValueError, OverflowError):  # pragma: no cover - the pattern is float syntax
+        return None
+
+
+def number(value: Any, coerce: bool = True) -> Tuple[int, float]:
+    """``(VALID, value as a float)`` for a finite number (a bool is 1.0 or 0.0; with
+    ``coerce``, a string spelling a finite number, :func:`text_number`), else
     ``(reason, nan)``."""
     if type(value) in NUMBER_TYPES or isinstance(value, (int, float, np.integer,
                                                          np.floating, np.bool_)):
@@ -100,12 +162,18 @@ def number(value: Any) -> Tuple[int, float]:
         if x - x == 0.0:
             return VALID, x
         return (NAN if x != x else INF), math.nan
+    if coerce and isinstance(value, str):
+        x = text_number(value)
+        if x is not None:
+            if x - x == 0.0:
+                return VALID, x
+            return (NAN if x != x else INF), math.nan
     return invalid_reason(value), math.nan
 
 
-def finite_number(value: Any) -> Optional[float]:
+def finite_number(value: Any, coerce: bool = True) -> Optional[float]:
     """The value as a float when :func:`number` finds it valid, else ``None``."""
-    reason, x = number(value)
+    reason, x = number(value, coerce)
     return x if reason == VALID else None
 
 

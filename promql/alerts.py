@@ -222,6 +222,17 @@ def alert_rules(config: RulesConfig) -> List[Rule]:
                 "description": f"{model}: the nDCG of the live feature ranking by mean "
                                f"|attribution| against the baseline ranking is "
                                f"{{{{ printf \"%.3f\" $value }}}}."}),
+        Rule(alert="PromdriftInvalidRequestsHigh", labels={"severity": "warning"}, expr=(
+            f"model:promdrift_requests_invalid:ratio_rate{fw} > {n(t.invalid_request_ratio_max)}\n"
+            f"and on ({e.by('model')}) model:promdrift_requests:increase{fw} "
+            f">= {n(t.ratio_min_count)}"),
+            annotations={
+                "summary": "Many requests to a model have a body whose features cannot be read "
+                           "(a client problem).",
+                "description": f"{model}: {{{{ $value | humanizePercentage }}}} of the requests "
+                               f"of {last_fast} were not JSON, not an object, had no features "
+                               f"or features of the wrong shape; "
+                               f"promdrift_requests_invalid_total tells which."}),
     ]
     assert [a.alert for a in alerts] == list(ALERT_NAMES), "ALERT_NAMES and the alerts disagree"
     for a in alerts:  # one pass: pending durations and runbook links

@@ -54,6 +54,7 @@ ALERT_NAMES: Dict[str, str] = {
     "PromdriftModelQualityDegraded": "15m",
     "PromdriftBiasDrift": "15m",
     "PromdriftAttributionDrift": "15m",
+    "PromdriftInvalidRequestsHigh": "10m",
 }
 
 DEFAULT_RUNBOOK_URL = "https://github.com/promdrift/promdrift/blob/main/docs/runbook.md#{anchor}"
@@ -77,8 +78,8 @@ OPTIONS: Dict[str, Tuple[Any, str]] = {
     "windows": (("5m", "1h"), "the windows statistics are recorded for; each gets its own "
                 "rule groups (promdrift-<window>, promdrift-quality-<window>)"),
     "alert_window": ("1h", "the window the distribution, quality, bias alerts read"),
-    "fast_window": ("5m", "the window the invalid-value, instrumentation-error and exporter-"
-                    "rejection alerts read"),
+    "fast_window": ("5m", "the window the invalid-value, invalid-request, instrumentation-"
+                    "error and exporter-rejection alerts read"),
     "keep_labels": ((), "target labels kept besides model / model_version / baseline / "
                     "feature (e.g. cluster, namespace, env): statistics are computed per "
                     "value of them instead of pooling every target serving a baseline"),

@@ -378,6 +378,20 @@ class Expressions:
         return self.summed(fn, 'promdrift_exporter_requests_total', ('route',), w,
                            'route=~"observations|labels"')
 
+    def requests(self, w: str) -> str:
+        """Requests handed to a model's monitors over the window (tracked requests, exporter
+        ingest requests, ``observe`` calls), every replica summed."""
+        return self.summed('increase', 'promdrift_requests_total', ('model',), w)
+
+    def invalid_request_ratio(self, w: str, by_reason: bool) -> str:
+        """Share of a model's requests whose features could not be read (a client error),
+        by reason or all reasons together (absent without requests)."""
+        extra = ("reason",) if by_reason else ()
+        group = " group_left ()" if by_reason else ""
+        return (f"{self.summed('rate', 'promdrift_requests_invalid_total', ('model', *extra), w)}\n"
+                f"/ on ({self.by('model')}){group}\n"
+                f"({self.summed('rate', 'promdrift_requests_total', ('model',), w)} > 0)")
+
     def exporter_rejected_ratio(self, w: str) -> str:
         """Share of the standalone exporter's ingest requests refused whole, by route (absent
         without ingest requests)."""

@@ -141,9 +141,14 @@ def test_values_a_422_rejects_are_counted_invalid_by_reason(served):
                            headers={"content-type": "application/json"}).status_code == 422
     s = monitor.sample
     assert s("promdrift_inferences_total") == 4  # the unparseable body is no inference
-    assert s("promdrift_instrumentation_errors_total") == 1  # ... but an extraction error
+    assert s("promdrift_requests_total") == 5  # ... but a request of the client's making
+    assert s("promdrift_requests_invalid_total", reason="not_json") == 1
+    assert s("promdrift_instrumentation_errors_total") == 0
     assert s("promdrift_feature_invalid_total", feature="bill_length_mm",
-             reason="wrong_type") == 3  # "13.5x" and "13.5" twice: the raw JSON strings
+             reason="wrong_type") == 1  # "13.5x"; "13.5" is the number pydantic serves
+    assert s("promdrift_feature_coerced_total", feature="bill_length_mm") == 2
+    assert s("promdrift_feature_value_count", feature="bill_length_mm") == 2
+    assert s("promdrift_feature_value_sum", feature="bill_length_mm") == 27.0
     assert s("promdrift_feature_invalid_total", feature="island", reason="wrong_type") == 1
     assert s("promdrift_feature_invalid_total", feature="island", reason="null") == 1
     assert s("promdrift_feature_invalid_total", feature="flipper_length_mm",
@@ -323,3 +328,56 @@ def test_uvicorn_one_worker_sigterm_loses_no_captured_row(baseline_path, tmp_pat
     assert sorted(r["inference_id"] for r in read_capture(str(capture))) == sorted(
         f"s{i}" for i in range(30))
     assert not [n for n in os.listdir(capture) if n.endswith(".part")]
+
+
+def _typed_app(monitor: Optional[DriftMonitor]) -> Any:
+    """A FastAPI app as one is written (typed body: FastAPI's 422, its 400 for a body it
+    cannot decode), instrumented or not."""
+    app = FastAPI()
+    if monitor is not None:
+        monitor.instrument(app)
+
+    async def predict(body: Observation) -> Dict[str, str]:
+        return {"species": "Gentoo" if body.features.island == "Biscoe" else "Adelie"}
+
+    if monitor is not None:
+        predict = monitor.track(features="features", prediction="species")(predict)
+    app.post("/predict")(predict)
+    return app
+
+
+def test_bad_clients_are_counted_as_theirs_and_answered_as_without_promdrift(
+        penguins_species, registry, caplog):
+    from test_flask import CLIENT_ERRORS
+    monitor = DriftMonitor(aliased(penguins_species), registry=registry)
+    bodies = CLIENT_ERRORS + [
+        (b'{"features": {"island": "\xff"}}', "application/json", "not_json"),  # not UTF-8
+        (b'{"features": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json",
+         "not_json"),  # nested beyond what the parser takes
+    ]
+    with caplog.at_level("WARNING", logger="promdrift"), \
+            TestClient(_typed_app(monitor)) as client, TestClient(_typed_app(None)) as plain:
+        for body, ctype, _ in bodies:
+            got = client.post("/predict", content=body, headers={"Content-Type": ctype})
+            want = plain.post("/predict", content=body, headers={"Content-Type": ctype})
+            assert (got.status_code, got.content) == (want.status_code, want.content), body
+            assert got.status_code in (400, 422), body
+        ok = client.post("/predict", json={"features": {"island": "Biscoe",
+                                                        "bill_length_mm": " 39.1 "}})
+        assert ok.json() == {"species": "Gentoo"}  # pydantic served the number 39.1
+        assert client.post("/predict", json={"features": {"bill_length_mm": "39.1 mm"}}
+                           ).status_code == 422
+    s = monitor.sample
+    for reason in ("not_json", "not_object", "no_features", "bad_shape"):
+        assert s("promdrift_requests_invalid_total", reason=reason) == \
+            sum(r == reason for _, _, r in bodies), reason
+    assert s("promdrift_requests_total") == len(bodies) + 2
+    assert s("promdrift_instrumentation_errors_total") == 0
+    assert s("promdrift_inferences_total") == 2
+    assert s("promdrift_feature_value_sum", feature="bill_length_mm") == 39.1
+    assert s("promdrift_feature_coerced_total", feature="bill_length_mm") == 1
+    assert s("promdrift_feature_invalid_total", feature="bill_length_mm",
+             reason="wrong_type") == 1
+    assert s("promdrift_prediction_class_total", output="species", **{"class": "Gentoo"}) == 1
+    (record,) = caplog.records  # one line, no traceback
+    assert record.exc_info is None and "promdrift_requests_invalid_total" in record.getMessage()

@@ -257,7 +257,7 @@ def test_monitor_integration_and_counters(tmp_path, penguins_baseline, penguins_
     for i, row in enumerate(rows[:100]):
         monitor.observe(row, inference_id=f"r{i}")
     monitor.observe(rows[100:], inference_id=[f"r{i}" for i in range(100, len(rows))])
-    monitor.observe("not a row")  # an error for the monitor, still never raises
+    monitor.observe("not a row")  # the caller's error: counted as such, never raises
     assert cap.flush()
     *recs, odd = read_capture(tmp_path)
     assert odd["features"] == "not a row"  # captured as sent: the report flags it
@@ -266,6 +266,8 @@ def test_monitor_integration_and_counters(tmp_path, penguins_baseline, penguins_
     assert all(r["model"] == "penguins" for r in recs)
     assert reg.get_sample_value("promdrift_capture_rows_total", mb) == len(rows) + 1
     assert monitor.sample("promdrift_inferences_total") == len(rows)
+    assert monitor.sample("promdrift_requests_invalid_total", reason="bad_shape") == 1
+    assert monitor.sample("promdrift_instrumentation_errors_total") == 0
     # Rows given as sequences in baseline order are named.
     monitor.observe([rows[0][n] for n in names])
     cap.close()

@@ -45,6 +45,8 @@ def test_batches_and_counts_like_in_process(exporter, penguins_species, penguins
     assert client.requests == -(-len(penguins_rows) // 64)
     got, want = samples(monitor.render()), samples(reference.render())
     assert got.keys() == want.keys()
+    (requests,) = [k for k in want if k[0] == "promdrift_requests_total"]  # a post is one
+    assert got.pop(requests) == client.requests and want.pop(requests) == len(penguins_rows)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
 

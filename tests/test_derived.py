@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.spatial.distance
 
-from promdrift.instrumentation import Baseline, BaselineError, DriftMonitor, REASONS
+from promdrift.instrumentation import Baseline, BaselineError, DriftMonitor, Layout, REASONS
 from promdrift.instrumentation import baseline as baseline_module
 from promdrift.instrumentation.landing import landing_page
 from promdrift.instrumentation.multivariate import Embedding, Multivariate
@@ -260,8 +260,11 @@ def test_every_observe_path_counts_the_derived_values_of_a_numpy_reference(bc, b
             assert total == pytest.approx(reference[:, j].sum(), rel=1e-9, abs=1e-9)
     first = monitors["array batch"].store.snapshot()
     for path, m in monitors.items():
-        np.testing.assert_allclose(m.store.snapshot(), first, rtol=1e-12, atol=1e-9,
-                                   err_msg=path)
+        snap = m.store.snapshot()
+        # one request per observe call: a batch is one
+        assert snap[Layout.REQUESTS] == (1 if path.endswith("batch") else len(live)), path
+        snap[Layout.REQUESTS] = first[Layout.REQUESTS]
+        np.testing.assert_allclose(snap, first, rtol=1e-12, atol=1e-9, err_msg=path)
         assert m.sample("promdrift_inferences_total") == len(live)
 
 
@@ -281,7 +284,7 @@ def small():
     ({"b": 1.0, "c": 0.0}, "missing"),
     ({"a": float("nan"), "b": 1.0, "c": 0.0}, "nan"),
     ({"a": float("-inf"), "b": 1.0, "c": 0.0}, "inf"),
-    ({"a": "1.0", "b": 1.0, "c": 0.0}, "wrong_type"),
+    ({"a": "1.0 cm", "b": 1.0, "c": 0.0}, "wrong_type"),
     ({"a": float("nan"), "b": None, "c": "x"}, "null"),   # the first reason in REASONS order
     ({"b": float("nan"), "c": "x"}, "missing"),
     ({"a": 1e200, "b": 1e200, "c": 0.0}, "inf"),           # finite, but its norm overflows
@@ -386,7 +389,10 @@ def test_deferred_and_row_path_embeddings_mix_in_one_window(digits_baseline, dig
         rows.observe({}, embedding=v)
     batch = DriftMonitor(digits_baseline, registry=None)
     batch.observe([{}] * len(vectors), embedding=vectors)
-    np.testing.assert_allclose(rows.store.snapshot(), batch.store.snapshot(), rtol=1e-12)
+    by_row, at_once = rows.store.snapshot(), batch.store.snapshot()
+    assert (by_row[Layout.REQUESTS], at_once[Layout.REQUESTS]) == (len(vectors), 1)
+    by_row[Layout.REQUESTS] = 1
+    np.testing.assert_allclose(by_row, at_once, rtol=1e-12)
     assert invalid(rows, "__emb_norm__") == {"missing": 0.0, "null": 1.0, "nan": 1.0,
                                              "inf": 0.0, "wrong_type": 1.0}
 

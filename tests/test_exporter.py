@@ -38,14 +38,17 @@ def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins_spec
     client, (monitor,) = make(penguins_species)
     reference = DriftMonitor(penguins_species, registry=CollectorRegistry())
     third = len(penguins_rows) // 3
+    posted = 0  # requests
     # JSON array batches of 25
     for s in range(0, third, 25):
+        posted += 1
         batch = [{"features": f, "prediction": p, "id": f"r{s + i}"}
                  for i, (f, p) in enumerate(map(split, penguins_rows[s:min(s + 25, third)]))]
         assert client.post(URL.format("penguins"), json=batch).get_json() == {
             "accepted": len(batch)}
     # NDJSON batches of 50, blank lines allowed
     for s in range(third, 2 * third, 50):
+        posted += 1
         lines = [json.dumps({"features": f, "prediction": p}) for f, p in
                  map(split, penguins_rows[s:min(s + 50, 2 * third)])]
         resp = client.post(URL.format("penguins"), data="\n".join(lines) + "\n\n",
@@ -56,12 +59,16 @@ def test_json_ndjson_and_single_rows_count_exactly_like_in_process(penguins_spec
         f, p = split(row)
         body = {"features": f} if i % 3 == 0 else {"features": f, "prediction": p}
         assert client.post(URL.format("penguins"), json=body).status_code == 200
+        posted += 1
     for i, row in enumerate(penguins_rows):
         f, p = split(row)
         reference.observe(f, None if i >= 2 * third and (i - 2 * third) % 3 == 0 else p)
     served = drift_samples(client.get("/metrics").get_data(as_text=True))
     expected = samples(reference.render())
     assert served.keys() == expected.keys()
+    # one request per post (the reference counts one per row)
+    (requests,) = [k for k in expected if k[0] == "promdrift_requests_total"]
+    assert served.pop(requests) == posted and expected.pop(requests) == len(penguins_rows)
     for key, value in expected.items():
         if key[0].endswith("_sum"):  # float sums: batches add in another order
             assert served[key] == pytest.approx(value, rel=1e-12), key
@@ -83,7 +90,8 @@ def test_wrong_types_missing_and_extra_features_are_counted_not_refused(penguins
     v = lambda f, r: m.sample("promdrift_feature_invalid_total", feature=f, reason=r)  # noqa
     assert v("bill_length_mm", "wrong_type") == 1
     assert v("island", "wrong_type") == 1
-    assert v("bill_depth_mm", "wrong_type") == 1  # the string "NaN" is not a number
+    assert v("bill_depth_mm", "nan") == 1  # the string "NaN" spells NaN, as pydantic reads it
+    assert m.sample("promdrift_feature_coerced_total", feature="bill_depth_mm") == 1
     assert v("flipper_length_mm", "inf") == 1      # 1e400 parses as inf
     assert v("body_mass_g", "inf") == 1            # an integer beyond float range
     assert v("sex", "null") == 1
@@ -435,4 +443,63 @@ def test_sums_near_the_float_limit_are_approximate_and_counts_exact(penguins_spe
     assert (count, first) == (4, 2)
     total = m.sample("promdrift_feature_value_sum", feature="body_mass_g")
     assert not np.isfinite(total)
+    assert m.sample("promdrift_instrumentation_errors_total") == 0
+
+
+def test_numbers_as_text_count_as_numbers_unless_no_coerce_numbers(penguins_species, tmp_path):
+    from promdrift.exporter.cli import build_parser
+    from promdrift.exporter.serve import make_app
+    path = str(tmp_path / "penguins.json")
+    penguins_species.save(path)
+    body = [{"features": {"bill_length_mm": " 39.1 ", "bill_depth_mm": "1e400",
+                          "year": "2008 AD"}, "prediction": "Adelie"}]
+    got = {}
+    for coerce in (True, False):
+        client = make_app([path], coerce_numbers=coerce).test_client()
+        assert client.post(URL.format("penguins"), json=body).status_code == 200
+        got[coerce] = samples(client.get("/metrics").get_data(as_text=True))
+
+    def v(coerce, name, feature, **labels):
+        """The one sample of ``name`` with these labels (and the model's own)."""
+        want = {"feature": feature, **labels}.items()
+        (value,) = [x for (n, lab), x in got[coerce].items()
+                    if n == name and want <= dict(lab).items()]
+        return value
+
+    assert v(True, "promdrift_feature_value_sum", "bill_length_mm") == 39.1
+    assert v(True, "promdrift_feature_coerced_total", "bill_length_mm") == 1
+    assert v(True, "promdrift_feature_invalid_total", "bill_depth_mm", reason="inf") == 1
+    assert v(True, "promdrift_feature_invalid_total", "year", reason="wrong_type") == 1
+    for f in ("bill_length_mm", "bill_depth_mm", "year"):
+        assert v(False, "promdrift_feature_invalid_total", f, reason="wrong_type") == 1
+        assert v(False, "promdrift_feature_coerced_total", f) == 0
+    parse = build_parser().parse_args
+    assert parse(["exporter", "--baseline", path]).coerce_numbers is True
+    assert parse(["exporter", "--baseline", path, "--no-coerce-numbers"]).coerce_numbers is False
+    assert parse(["report", "d", "--baseline", path, "-o", "r.html",
+                  "--no-coerce-numbers"]).coerce_numbers is False
+
+
+def test_unreadable_bodies_are_counted_for_the_model_by_reason(penguins_species):
+    client, (m,) = make(penguins_species)
+    cases = [(b"not json", "application/json", "not_json"),
+             (b"\xff", "application/json", "not_json"),
+             (b'{"features": {}}', "text/plain", "not_json"),
+             (b'"hello"', "application/json", "not_object"),
+             (b"[1, 2]", "application/json", "not_object"),
+             (b"{}", "application/json", "no_features"),
+             (b'{"features": null}', "application/json", "no_features"),
+             (b'{"features": "hello"}', "application/json", "bad_shape"),
+             (b'{"features": [1.0, 2.0]}', "application/json", "bad_shape"),
+             (b'{"features": {}, "truth": 1}', "application/json", "bad_shape")]
+    for body, ctype, _ in cases:
+        resp = client.post(URL.format("penguins"), data=body, headers={"Content-Type": ctype})
+        assert resp.status_code == (415 if ctype == "text/plain" else 400), body
+    assert client.post(URL.format("penguins"), json=[]).get_json() == {"accepted": 0}
+    assert client.post(URL.format("nope"), data=b"x").status_code == 404  # no model: not counted
+    for reason in ("not_json", "not_object", "no_features", "bad_shape"):
+        assert m.sample("promdrift_requests_invalid_total", reason=reason) == \
+            sum(r == reason for _, _, r in cases), reason
+    assert m.sample("promdrift_requests_total") == len(cases) + 1
+    assert m.sample("promdrift_inferences_total") == 0
     assert m.sample("promdrift_instrumentation_errors_total") == 0

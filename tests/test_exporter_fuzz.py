@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from promdrift.exporter.service import create_app
 from promdrift.instrumentation import DriftMonitor, Layout
 from promdrift.instrumentation.baseline import CategoricalColumn
+from promdrift.instrumentation.values import REQUEST_REASONS
 
 
 URL = "/v1/models/{}/observations"
@@ -41,7 +42,7 @@ def _fuzz_state(*baselines):
     refs = {b.model: DriftMonitor(b, registry=None) for b in baselines}
     app = create_app(list(monitors.values()), max_body=FUZZ_MAX_BODY, max_rows=FUZZ_MAX_ROWS)
     return {"client": app.test_client(), "monitors": monitors, "refs": refs, "calls": 0,
-            "statuses": {}}
+            "statuses": {}, "requests": {m: {"requests": 0} for m in monitors}}
 
 
 def _strategies(feature_names):
@@ -119,50 +120,55 @@ def _depth(text):
 
 
 def _expected(body, ctype, model, n_outputs):
-    """The status the service must answer, and the rows it must count (an independent
-    statement of the ingest contract)."""
+    """The status the service must answer, the rows it must count, and what the model's
+    request counters must add: ``(1, refused reason or None)``, or ``None`` for a request
+    not read for the model (an independent statement of the ingest contract)."""
     if model == "nope":
-        return 404, None
+        return 404, None, None
     if len(body) > FUZZ_MAX_BODY:
-        return 413, None
+        return 413, None, None
     if ctype not in (None, "application/json", "application/x-ndjson"):
-        return 415, None
+        return 415, None, (1, "not_json")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return 400, None
+        return 400, None, (1, "not_json")
     if _depth(text) > 64:
-        return 400, None
+        return 400, None, (1, "bad_shape")
     try:
         if ctype == "application/x-ndjson":
             rows = []
             for line in (x for x in text.split("\n") if x.strip(" \t\r")):
                 if len(rows) == FUZZ_MAX_ROWS:  # lines beyond the limit are not read
-                    return 413, None
+                    return 413, None, None
                 rows.append(json.loads(line))
         else:
             doc = json.loads(text)
             rows = [doc] if isinstance(doc, dict) else doc
             if not isinstance(rows, list):
-                return 400, None
+                return 400, None, (1, "not_object")
     except (ValueError, RecursionError):
-        return 400, None
+        return 400, None, (1, "not_json")
     if len(rows) > FUZZ_MAX_ROWS:
-        return 413, None
+        return 413, None, None
     for r in rows:
-        if not isinstance(r, dict) or set(r) - {"features", "prediction", "id"}:
-            return 400, None
+        if not isinstance(r, dict):
+            return 400, None, (1, "not_object")
+        if set(r) - {"features", "prediction", "id"}:
+            return 400, None, (1, "bad_shape")
+        if r.get("features") is None:
+            return 400, None, (1, "no_features")
         if not isinstance(r.get("features"), dict):
-            return 400, None
+            return 400, None, (1, "bad_shape")
         i = r.get("id")
         if i is not None and not ((type(i) is str and len(i) <= 256)
                                   or (type(i) is int and abs(i) < 2 ** 63)):
-            return 400, None
+            return 400, None, (1, "bad_shape")
         p = r.get("prediction")
         if n_outputs > 1 and p is not None and not (
                 isinstance(p, dict) or (isinstance(p, list) and len(p) == n_outputs)):
-            return 400, None
-    return 200, rows
+            return 400, None, (1, "bad_shape")
+    return 200, rows, (1, None)
 
 
 # Sums of fuzzed values near ±1e308 overflow to ±Inf (and +Inf + -Inf to NaN), as they
@@ -187,8 +193,13 @@ def test_ingest_fuzz_never_5xx_and_counts_stay_consistent(penguins_species, peng
         answer = resp.get_json()
         assert isinstance(answer, dict)
         n_out = 2 if model == "multi" else 1
-        status, rows = _expected(body, ctype, model, n_out)
+        status, rows, counted = _expected(body, ctype, model, n_out)
         assert resp.status_code == status, (answer, status)
+        if counted is not None:
+            tally = state["requests"][model]
+            tally["requests"] += counted[0]
+            if counted[1] is not None:
+                tally[counted[1]] = tally.get(counted[1], 0) + 1
         if status == 200:
             assert answer == {"accepted": len(rows)}
             ref = state["refs"][model]
@@ -209,7 +220,15 @@ def test_ingest_fuzz_never_5xx_and_counts_stay_consistent(penguins_species, peng
         lay = monitor.layout
         counts = np.ones(lay.size, dtype=bool)
         counts[lay.sum_base:lay.sum_base + len(lay.numeric)] = False
+        # the requests: one per request read, refused ones by reason (the reference was
+        # fed rows one by one, so its requests are its rows)
+        counts[Layout.REQUESTS:Layout.REQUEST_INVALID + len(REQUEST_REASONS)] = False
         assert snap[counts].tolist() == ref[counts].tolist(), model
+        tally = state["requests"][model]
+        assert monitor.sample("promdrift_requests_total") == tally["requests"] > 0, model
+        for reason in REQUEST_REASONS:
+            assert monitor.sample("promdrift_requests_invalid_total", reason=reason) == \
+                tally.get(reason, 0), (model, reason)
         assert snap[Layout.ERRORS] == 0
         n = snap[Layout.INFERENCES]
         assert n > 0

@@ -56,7 +56,7 @@ def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_pa
             "--max-requests", str(MAX_REQUESTS), "--multiproc-dir", str(mp),
             "--labels-dir", str(tmp_path / "labels")]
     reference = DriftMonitor(baseline_path, registry=None).track_labels(":memory:")
-    sent, ids = [], []
+    sent, requests = [], []
     lock = threading.Lock()
 
     def make_request(t, i):
@@ -67,7 +67,7 @@ def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_pa
                 for j, (f, p) in enumerate(map(split, batch))]
         with lock:
             sent.extend(batch)
-            ids.extend(row["id"] for row in body)
+            requests.append(body)
         return "/v1/models/penguins/observations", json.dumps(body)
 
     def make_label(t, i):  # labels for the first row of each request, to any worker
@@ -82,8 +82,9 @@ def test_exporter_four_workers_recycled_lose_nothing(rows, baseline_path, tmp_pa
         # every worker, whichever answers, reports the same exact totals
         texts = [http_request("GET", server.url + "/metrics")[1].decode() for _ in range(WORKERS)]
         server_log = server.log()
-    for f, p in map(split, sent):
-        reference.observe(f, p, inference_id=ids.pop(0))
+    for body in requests:  # as the exporter counts a request of rows with ids
+        reference.observe_rows([r["features"] for r in body], [r["prediction"] for r in body],
+                               [r["id"] for r in body])
     for t in range(THREADS):
         for i in range(REQUESTS // 3):
             reference.record_label(f"{t}-{i}-0", "Adelie")

@@ -134,7 +134,7 @@ def drifted(rows):
         preds.append(r["species"])
     for f, p in zip(sent, preds):
         monitor.observe(f, p)
-    monitor.observe(object())  # an internal error, counted
+    monitor.observe(object())  # no row: the caller's error, counted as a refused request
     return monitor, sent, preds
 
 
@@ -306,7 +306,8 @@ def test_model_facts(page, drifted):
     monitor, sent, _ = drifted
     facts = p.facts["penguins"]
     assert facts["inferences"] == f"{len(sent):,}"
-    assert facts["errors"] == "1"
+    assert facts["invalid-requests"] == "1"
+    assert facts["errors"] == "0"
     assert facts["digest"] == monitor.baseline.digest
     assert facts["created"] == monitor.baseline.created
     assert facts["baseline-rows"] == str(len(sent))

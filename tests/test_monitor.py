@@ -98,12 +98,21 @@ def test_batch_equals_rows(breast_cancer_baseline):
         b.observe(row)
     c = DriftMonitor(breast_cancer_baseline, registry=None)
     c.observe([dict(zip(breast_cancer_baseline.feature_names, row)) for row in x.tolist()])
-    assert a.render() == b.render() == c.render()
+    assert _counts(a) == _counts(b) == _counts(c)
+    # a request per observe call: a batch is one
+    assert [m.sample("promdrift_requests_total") for m in (a, b, c)] == [1, len(x), 1]
+
+
+def _counts(m):
+    """The exposition of ``m`` without ``promdrift_requests_total`` (one per observe call,
+    so a batch and its rows differ there only)."""
+    return [line for line in m.render().splitlines()
+            if not line.startswith("promdrift_requests_total{")]
 
 
 NUMERIC_INVALID = [
     ("missing", None), ("null", None), ("nan", float("nan")), ("inf", float("inf")),
-    ("inf", float("-inf")), ("wrong_type", "3.5"), ("wrong_type", [1.0]),
+    ("inf", float("-inf")), ("wrong_type", "3.5 mm"), ("wrong_type", [1.0]),
     ("wrong_type", {"v": 1.0}), ("inf", 10 ** 400),
 ]
 CAT_INVALID = [("missing", None), ("null", None), ("nan", float("nan")),
@@ -161,6 +170,62 @@ def test_every_invalid_kind(small_baseline, mode):
     assert total_c == len(NUMERIC_INVALID)
     assert m.sample("promdrift_inferences_total") == len(rows)
     assert m.sample("promdrift_instrumentation_errors_total") == 0
+
+
+#: calls of a shape no row or batch has (the small baseline: features x, c; no output)
+BAD_SHAPES = ["hello", 5, 2.5, None, True, object(), [1.0], [1.0, "a", 3.0],
+              [{"x": 1.0}, "x"], [{"x": 1.0}, 3], [[1.0, "a"], [1.0]], [["x", "y", "z"]],
+              np.zeros((2, 3)), np.zeros((2, 2, 2)), np.float64(1.0), np.zeros(3)]
+
+
+def test_a_call_of_the_wrong_shape_is_the_callers_error(small_baseline, caplog):
+    """Counted as a refused request (bad_shape), never as an instrumentation error, none of
+    its values counted; logged as one line without a traceback, at most once a minute."""
+    m = DriftMonitor(small_baseline, registry=None)
+    with caplog.at_level("WARNING", logger="promdrift"):
+        for features in BAD_SHAPES:
+            m.observe(features)
+    s = m.sample
+    assert s("promdrift_requests_invalid_total", reason="bad_shape") == len(BAD_SHAPES)
+    assert s("promdrift_requests_total") == len(BAD_SHAPES)
+    assert s("promdrift_instrumentation_errors_total") == 0
+    assert s("promdrift_inferences_total") == 0
+    assert s("promdrift_feature_value_count", feature="x") == 0
+    assert sum(s("promdrift_feature_invalid_total", feature=f, reason=r)
+               for f in ("x", "c") for r in ("missing", "null", "nan", "inf", "wrong_type")) == 0
+    (record,) = caplog.records  # one line for the first minute
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "1 request(s)" in record.getMessage() and "bad_shape: 1" in record.getMessage()
+    # the next line, once the interval is over, has every request refused since the first
+    caplog.clear()
+    m.REFUSED_LOG_INTERVAL = 0.0
+    with caplog.at_level("WARNING", logger="promdrift"):
+        m.invalid_request("not_json")
+    (record,) = caplog.records
+    assert f"{len(BAD_SHAPES)} request(s)" in record.getMessage()
+    assert f"bad_shape: {len(BAD_SHAPES) - 1}, not_json: 1" in record.getMessage()
+    with pytest.raises(ValueError):
+        m.invalid_request("too_large")
+    # valid calls next to them count as ever, a request each
+    m.observe({"x": 2.0, "c": "a"})
+    m.observe([[2.0, "a"], [3.0, "b"]])
+    m.observe([])  # an empty batch: a request of no rows
+    assert s("promdrift_inferences_total") == 3
+    assert s("promdrift_requests_total") == len(BAD_SHAPES) + 1 + 3
+
+
+def test_a_prediction_of_the_wrong_shape_is_the_callers_error(penguins_multi):
+    m = DriftMonitor(penguins_multi, registry=None)
+    row = {"island": "Dream", "bill_length_mm": 40.0}
+    m.observe(row, ["Adelie", 4000.0, 1.0])      # three values for two outputs
+    m.observe([row, row], [{"species": "Adelie"}])  # one prediction for two rows
+    m.observe([row, row], "Adelie")               # no sequence of predictions
+    m.observe(row, {"species": "Adelie", "body_mass_g": "4000"})  # fine: a number as text
+    assert m.sample("promdrift_requests_invalid_total", reason="bad_shape") == 3
+    assert m.sample("promdrift_instrumentation_errors_total") == 0
+    assert m.sample("promdrift_inferences_total") == 1
+    assert m.sample("promdrift_prediction_coerced_total", output="body_mass_g") == 1
+    assert m.sample("promdrift_prediction_value_sum", output="body_mass_g") == 4000.0
 
 
 @pytest.mark.parametrize("mode", ["rows", "batch"])
@@ -279,7 +344,11 @@ def test_observe_never_raises_on_anything(features, prediction):
     m.observe(features, prediction)
     m.observe([features, features], [prediction, prediction])
     inf, err = _consistent(m)
-    assert err <= 3
+    assert err == 0  # whatever the shape: counted, or refused as the caller's error
+    assert m.sample("promdrift_requests_total") == 3
+    refused = sum(m.sample("promdrift_requests_invalid_total", reason=r)
+                  for r in ("not_json", "not_object", "no_features", "bad_shape"))
+    assert refused == m.sample("promdrift_requests_invalid_total", reason="bad_shape") <= 3
 
 
 @PROP
@@ -306,12 +375,14 @@ def test_dict_batches_with_any_values_are_counted_without_errors(rows, data):
     for row, p in zip(rows, preds):
         r.observe(row)
         r.observe(row, p)
-    assert r.render() == m.render() or _same_up_to_sum(r, m)
+    assert (r.sample("promdrift_requests_total"), m.sample("promdrift_requests_total")) == \
+        (2 * len(rows), 2)
+    assert _counts(r) == _counts(m) or _same_up_to_sum(r, m)
 
 
 def _same_up_to_sum(a, b):
-    """Renders equal except float rounding of _sum lines."""
-    la, lb = a.render().splitlines(), b.render().splitlines()
+    """Renders equal except float rounding of _sum lines (and the requests, see _counts)."""
+    la, lb = _counts(a), _counts(b)
     if len(la) != len(lb):
         return False
     for x, y in zip(la, lb):

@@ -48,7 +48,9 @@ print(json.dumps({{"answers": answers, "metrics": text}}))
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     reference = DriftMonitor(penguins_species, registry=None)
-    reference.observe(rows, result["answers"])
+    answers = result["answers"]
+    reference.observe(rows[:30], answers[:30])  # two predict calls: two requests
+    reference.observe(rows[30:], answers[30:])
     got = samples(result["metrics"])
     for key, value in samples(reference.render()).items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
