@@ -101,6 +101,15 @@ def penguins_species(penguins_rows):
 
 
 @pytest.fixture(scope="session")
+def baseline_path(penguins_species, tmp_path_factory):
+    """:func:`penguins_species` saved as a baseline JSON file (for servers started as
+    processes)."""
+    path = str(tmp_path_factory.mktemp("baseline") / "penguins.json")
+    penguins_species.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def penguins_multi(penguins_rows):
     """Baseline of model "multi": the penguins rows with two outputs, ``species`` (a class)
     and ``body_mass_g`` (a number)."""

@@ -28,13 +28,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def baseline_path(penguins_species, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("baseline") / "penguins.json")
-    penguins_species.save(path)
-    return path
-
-
 class Features(BaseModel):
     """The usual typed request model: a coerced float, an aliased name."""
     model_config = ConfigDict(populate_by_name=True)

@@ -38,13 +38,6 @@ HOSTILE = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: applicatio
            "Content-Length: 100000\r\n\r\n[").encode()
 
 
-@pytest.fixture(scope="module")
-def baseline_path(penguins_species, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("baseline") / "penguins.json")
-    penguins_species.save(path)
-    return path
-
-
 def exporter(baseline_path, tmp_path, *options, workers=1, context=None, name="exporter"):
     """A ``promdrift exporter`` process (its own --multiproc-dir) for a ``with`` block."""
     port = free_port()

@@ -34,14 +34,6 @@ def rows():
     return read_rows(PENGUINS_CSV)
 
 
-@pytest.fixture(scope="module")
-def baseline_path(rows, tmp_path_factory):
-    data = {k: [r[k] for r in rows] for k in rows[0]}
-    path = str(tmp_path_factory.mktemp("baseline") / "penguins.json")
-    Baseline.fit(data, model="penguins", predictions="species").save(path)
-    return path
-
-
 def split(row):
     return {k: v for k, v in row.items() if k != "species"}, row["species"]
 

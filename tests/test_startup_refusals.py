@@ -29,13 +29,6 @@ UVICORN_WORKER = "uvicorn.workers.UvicornWorker"
 LAUNCHER = "promdrift.instrumentation.uvicorn"
 
 
-@pytest.fixture(scope="module")
-def baseline_path(penguins_species, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("baseline") / "penguins.json")
-    penguins_species.save(path)
-    return path
-
-
 def unwritable_directory(tmp_path):
     """A directory this process cannot create files in (root writes anywhere but in a
     read-only file system such as /sys), or ``None``."""
