@@ -22,7 +22,7 @@ import warnings
 from typing import List, Optional
 
 from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, __version__
-from promdrift.instrumentation.baseline import CategoricalColumn
+from promdrift.instrumentation.training.baseline import CategoricalColumn
 from promdrift.instrumentation.spec import Thresholds as _Thresholds
 
 _SPEC = _Thresholds()  # the one table of thresholds (rules, landing page, report, CLI)
@@ -61,7 +61,7 @@ def _summary(b: Baseline) -> str:
 
 def _delimiter(path: str, given: Optional[str]) -> str:
     """``--delimiter`` (``\\t`` spelled out is a tab), or the one detected in ``path``."""
-    from promdrift.instrumentation.tabular import detect_delimiter
+    from promdrift.instrumentation.training.tabular import detect_delimiter
     if given is not None:
         return "\t" if given in ("\\t", "tab", "TAB") else given
     try:
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     add_report_parser(sub)
-    from .serve import add_parser as add_exporter_parser  # `promdrift exporter`
+    from .service.command import add_parser as add_exporter_parser  # `promdrift exporter`
     add_exporter_parser(sub)
     from promdrift.promql.cli import add_parser as add_rules_parser  # `promdrift rules`
     add_rules_parser(sub)
@@ -212,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from promdrift.exporter.report import (ReportError, Thresholds, build_report, utc_time,
                                            write_report)
-    from promdrift.instrumentation.tabular import Progress
+    from promdrift.instrumentation.training.tabular import Progress
 
     start = time.monotonic()
     violations_path = args.violations or os.path.join(

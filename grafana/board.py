@@ -39,7 +39,7 @@ from grafana_foundation_sdk.models import dashboard as model
 
 from promdrift.promql.config import RulesConfig
 from promdrift.promql.expr import Expressions
-from promdrift.promql.generate import VERSION, _options_line
+from promdrift.promql.generator import VERSION, _options_line
 from promdrift.promql.rules import recording_groups
 
 __all__ = ["Board", "Variable", "DATASOURCE", "WINDOW_TEXT", "WINDOW_RANGE", "TAG",

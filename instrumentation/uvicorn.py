@@ -31,7 +31,7 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from .multiprocess import STARTUP_FAILURE, startup_error
+from .counting.multiprocess import STARTUP_FAILURE, startup_error
 
 __all__ = ["check", "run", "main"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from promdrift.exporter.cli import main
 from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, DriftMonitor
-from promdrift.instrumentation.checks import CLASS_LIKE_MAX
+from promdrift.instrumentation.training.checks import CLASS_LIKE_MAX
 
 from conftest import DIGITS_CSV, PENGUINS_CSV, read_rows
 
