@@ -25,7 +25,7 @@ WITH_EXAMPLES = {
     _I, f"{_I}.values", f"{_I}.binning", f"{_I}.spec", f"{_I}.files", f"{_I}.gunicorn",
     f"{_I}.uvicorn",
     f"{_I}.training.baseline", f"{_I}.training.columns", f"{_I}.training.checks",
-    f"{_I}.training.tabular", f"{_I}.training.multivariate",
+    f"{_I}.training.tabular", f"{_I}.training.multivariate", f"{_I}.training.references",
     f"{_I}.counting.monitor", f"{_I}.counting.store", f"{_I}.counting.multiprocess",
     f"{_I}.counting.exposition", f"{_I}.counting.derived", f"{_I}.counting.plugins",
     f"{_I}.outcomes", f"{_I}.outcomes.quality", f"{_I}.outcomes.bias",

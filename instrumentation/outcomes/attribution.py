@@ -34,11 +34,9 @@ import numpy as np
 from ..counting.exposition import BlockPlan
 from ..counting.plugins import Call, Plugin
 from ..counting.store import Block, Labels
-from ..training.columns import BaselineError, Column, reference_number
 from ..values import NUMBER_TYPES, finite_number
 
-__all__ = ["AttributionCounters", "AttributionTracker", "ndcg", "attribution_reference",
-           "parse_attribution_reference"]
+__all__ = ["AttributionCounters", "AttributionTracker", "ndcg"]
 
 
 def ndcg(live: Mapping[str, float], reference: Mapping[str, float]) -> float:
@@ -54,46 +52,6 @@ def ndcg(live: Mapping[str, float], reference: Mapping[str, float]) -> float:
         -live[feats[i]] if feats[i] in live and math.isfinite(live[feats[i]]) else math.inf,
         feats[i]))
     return float(gains[order] @ discount) / ideal
-
-
-def attribution_reference(features: Sequence[str], attributions: Any) -> Dict[str, float]:
-    """Mean |attribution| per feature (what ``Baseline.with_attributions`` stores)."""
-    if isinstance(attributions, Mapping):
-        cols = {str(k): v for k, v in attributions.items()}
-        unknown = sorted(set(cols) - set(features))
-        if unknown:
-            raise BaselineError(f"attributions for unknown feature(s) {unknown}")
-    else:
-        arr = np.asarray(attributions, dtype=float)
-        if arr.ndim != 2 or arr.shape[1] != len(features):
-            raise BaselineError(f"attributions must be a dict of columns or a 2-D array with "
-                                f"{len(features)} columns (the baseline features); got shape "
-                                f"{arr.shape}")
-        cols = {f: arr[:, i] for i, f in enumerate(features)}
-    out = {}
-    for f in features:
-        if f not in cols:
-            continue
-        v = np.asarray(cols[f], dtype=float)
-        v = np.abs(v[np.isfinite(v)])
-        if v.size:
-            out[f] = float(v.mean())
-    if not out:
-        raise BaselineError("no finite attribution values")
-    return out
-
-
-def parse_attribution_reference(section: Any, features: Sequence[Column], source: str
-                                ) -> Dict[str, float]:
-    """The ``attribution`` section of a baseline file, validated (``BaselineError`` naming
-    what is wrong); ``{}`` when absent."""
-    names = {c.name for c in features}
-    attribution = {}
-    for f, v in (section or {}).items():
-        if f not in names:
-            raise BaselineError(f"{source}: attribution of unknown feature {f!r}")
-        attribution[f] = reference_number(v, f"attribution.{f}", source)
-    return attribution
 
 
 class AttributionCounters:

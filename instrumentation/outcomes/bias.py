@@ -11,15 +11,14 @@ into the difference between a group and all other groups of
 - the recall of a class (``recall_difference``),
 
 and the alert compares them with the same values on validation data
-(``Baseline.with_bias``).
+(``Baseline.with_bias``, computed by ``promdrift.instrumentation.training.references``).
 
     >>> from promdrift.instrumentation import Baseline
-    >>> b = Baseline.fit({"g": ["a", "a", "b", "b"], "y": [1, 0, 1, 1]}, predictions="y",
-    ...                  categorical=["y"])
-    >>> ref = bias_reference(b.feature("g"), b.prediction("y"), ["a", "a", "b", "b"],
-    ...                      [1, 0, 1, 1])
-    >>> ref["dppl"]["a"]["1"]       # share of class 1: 0.5 in group a, 1.0 elsewhere
-    -0.5
+    >>> b = Baseline.fit({"g": ["a", "b"], "y": ["p", "n"]}, predictions="y")
+    >>> counters = BiasCounters(b, ["g"])
+    >>> counters.count_predictions({"g": "a"}, {"y": "p"})
+    >>> counters.predictions("g", "y").tolist()    # rows: groups a, b, __other__
+    [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
 """
 
 from __future__ import annotations
@@ -32,99 +31,10 @@ import numpy as np
 from ..counting.exposition import BlockPlan
 from ..counting.plugins import Call, Plugin
 from ..counting.store import Block, Labels
-from ..training.columns import BaselineError, CategoricalColumn, Column, reference_number
+from ..training.columns import CategoricalColumn
 from ..values import category
-from .quality import values_of
 
-__all__ = ["BiasCounters", "FacetTracker", "bias_reference", "group_differences",
-           "parse_bias_reference"]
-
-
-def group_differences(hits: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """``hits[g, c] / totals[g, c]`` minus the same ratio over all other groups, per
-    group ``g`` and class ``c``; NaN where either side has no denominator."""
-    hits = hits.astype(float)
-    totals = totals.astype(float)
-    rest_hits = hits.sum(0, keepdims=True) - hits
-    rest_tot = totals.sum(0, keepdims=True) - totals
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((totals > 0) & (rest_tot > 0),
-                        hits / totals - rest_hits / rest_tot, np.nan)
-
-
-def bias_reference(facet: CategoricalColumn, output: Column, facet_values: Any,
-                   y_pred: Any, y_true: Any = None) -> Dict[str, Any]:
-    """Reference bias of one facet (what ``Baseline.with_bias`` stores):
-    ``{"output": name, "dppl": {group: {class: value}}, "recall_difference": {...}}``
-    (recall only with ``y_true``; undefined entries are left out)."""
-    if not isinstance(output, CategoricalColumn):
-        raise BaselineError(f"bias needs a categorical prediction output; {output.name!r} "
-                            f"is numeric")
-    groups = list(values_of(facet_values))
-    preds = list(values_of(y_pred))
-    trues = None if y_true is None else list(values_of(y_true))
-    if len(groups) != len(preds) or (trues is not None and len(trues) != len(preds)):
-        raise BaselineError(f"facet values, predictions and labels differ in length: "
-                            f"{len(groups)}, {len(preds)}, "
-                            f"{'-' if trues is None else len(trues)}")
-    ng, nc = len(facet.categories) + 1, len(output.categories) + 1
-    pred_counts = np.zeros((ng, nc))
-    actual = np.zeros((ng, nc))
-    tp = np.zeros((ng, nc))
-    for i, (g, p) in enumerate(zip(groups, preds)):
-        gi, pi = facet.index(g), output.index(p)
-        if gi is None or pi is None:
-            continue
-        pred_counts[gi, pi] += 1
-        if trues is not None:
-            ai = output.index(trues[i])
-            if ai is not None:
-                actual[gi, ai] += 1
-                tp[gi, ai] += ai == pi
-    if pred_counts.sum() == 0:
-        raise BaselineError(f"facet {facet.name!r}: no rows with a valid group and prediction")
-    group_totals = np.repeat(pred_counts.sum(1, keepdims=True), nc, axis=1)
-    out: Dict[str, Any] = {"output": output.name,
-                           "dppl": _nested(group_differences(pred_counts, group_totals),
-                                           facet, output)}
-    if trues is not None:
-        out["recall_difference"] = _nested(group_differences(tp, actual), facet, output)
-    return out
-
-
-def _nested(values: np.ndarray, facet: CategoricalColumn, output: CategoricalColumn
-            ) -> Dict[str, Dict[str, float]]:
-    groups, classes = facet.labels, output.labels
-    out: Dict[str, Dict[str, float]] = {}
-    for gi, g in enumerate(groups):
-        row = {c: float(values[gi, ci]) for ci, c in enumerate(classes)
-               if np.isfinite(values[gi, ci])}
-        if row:
-            out[g] = row
-    return out
-
-
-def parse_bias_reference(section: Any, features: Sequence[Column], outputs: Sequence[Column],
-                         source: str) -> Dict[str, Any]:
-    """The ``bias`` section of a baseline file, validated (``BaselineError`` naming what is
-    wrong); ``{}`` when absent."""
-    feats = {c.name: c for c in features}
-    outs = {c.name: c for c in outputs}
-    bias: Dict[str, Any] = {}
-    for facet, entry in (section or {}).items():
-        if not isinstance(feats.get(facet), CategoricalColumn) or not isinstance(entry, dict) \
-                or not isinstance(outs.get(entry.get("output")), CategoricalColumn):
-            raise BaselineError(f"{source}: bias of {facet!r} needs a categorical feature and "
-                                f"a categorical output")
-        clean: Dict[str, Any] = {"output": entry["output"]}
-        for metric in ("dppl", "recall_difference"):
-            if metric in entry:
-                clean[metric] = {str(g): {str(c): reference_number(v, f"bias.{facet}.{metric}",
-                                                                    source)
-                                          for c, v in row.items()}
-                                 for g, row in entry[metric].items()}
-        bias[facet] = clean
-    return bias
+__all__ = ["BiasCounters", "FacetTracker"]
 
 
 class BiasCounters:

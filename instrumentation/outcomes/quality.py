@@ -17,7 +17,9 @@ label delay).
     (2, 0)
     >>> store.close()
 
-Metric names and the rules built on them are in docs/metrics.md ("Outcomes").
+Metric names and the rules built on them are in docs/metrics.md ("Outcomes"); the
+validation-set quality a baseline records (``Baseline.with_quality``) is computed by
+``promdrift.instrumentation.training.references``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,13 +41,11 @@ from ..binning import format_le
 from ..counting.exposition import BlockPlan
 from ..counting.plugins import Call, Plugin
 from ..counting.store import Block, Labels
-from ..training.columns import (OTHER, BaselineError, CategoricalColumn, Column, NumericColumn,
-                      reference_number)
+from ..training.columns import OTHER, CategoricalColumn, Column, NumericColumn
 from ..values import category, finite_number
 
-__all__ = ["LabelStore", "LabelTracker", "QualityCounters", "quality_reference",
-           "confusion_matrix", "classification_metrics", "default_store_path",
-           "parse_quality_reference", "DELAY_BUCKETS"]
+__all__ = ["LabelStore", "LabelTracker", "QualityCounters", "default_store_path",
+           "DELAY_BUCKETS"]
 
 #: Label delay histogram buckets in seconds: 1 s ... 7 days.
 DELAY_BUCKETS: Tuple[float, ...] = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
@@ -266,81 +266,7 @@ class LabelStore:
             self._db.close()
 
 
-# ------------------------------------------------------------------------------ references
-def confusion_matrix(col: CategoricalColumn, y_true: Iterable[Any], y_pred: Iterable[Any]
-                     ) -> np.ndarray:
-    """``(K + 1, K + 1)`` counts, rows = actual class, columns = predicted class, over the
-    column's top-K classes and ``__other__``; pairs with an invalid side are skipped."""
-    k = len(col.categories) + 1
-    out = np.zeros((k, k), dtype=np.int64)
-    for t, p in zip(y_true, y_pred):
-        a, b = col.index(t), col.index(p)
-        if a is not None and b is not None:
-            out[a, b] += 1
-    return out
-
-
-def classification_metrics(cm: np.ndarray) -> Dict[str, float]:
-    """Accuracy and macro F1 of a confusion matrix (F1 of a class = 2TP / (2TP + FP + FN),
-    averaged over the classes that occur as actual or predicted; as the recording rules do)."""
-    n = cm.sum()
-    if n == 0:
-        raise BaselineError("no valid (label, prediction) pairs")
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(0) + cm.sum(1)  # 2TP + FP + FN
-    present = denom > 0
-    f1 = 2 * tp[present] / denom[present]
-    return {"accuracy": float(tp.sum() / n), "macro_f1": float(f1.mean()), "count": int(n)}
-
-
-def regression_metrics(y_true: Iterable[Any], y_pred: Iterable[Any]) -> Dict[str, float]:
-    """MAE and RMSE over the pairs where both sides are finite numbers."""
-    pairs = [(finite_number(t), finite_number(p)) for t, p in zip(y_true, y_pred)]
-    err = np.array([p - t for t, p in pairs if t is not None and p is not None], dtype=float)
-    if err.size == 0:
-        raise BaselineError("no valid (label, prediction) pairs")
-    return {"mae": float(np.abs(err).mean()), "rmse": float(math.sqrt((err ** 2).mean())),
-            "count": int(err.size)}
-
-
-def quality_reference(col: Column, y_true: Any, y_pred: Any) -> Dict[str, float]:
-    """Validation-set quality of one output (what ``Baseline.with_quality`` stores)."""
-    y_true, y_pred = list(values_of(y_true)), list(values_of(y_pred))
-    if len(y_true) != len(y_pred):
-        raise BaselineError(f"{len(y_true)} labels for {len(y_pred)} predictions")
-    if isinstance(col, CategoricalColumn):
-        return classification_metrics(confusion_matrix(col, y_true, y_pred))
-    return regression_metrics(y_true, y_pred)
-
-
-def parse_quality_reference(section: Any, outputs: Sequence[Column], source: str
-                            ) -> Dict[str, Dict[str, float]]:
-    """The ``quality`` section of a baseline file, validated (``BaselineError`` naming what
-    is wrong); ``{}`` when absent."""
-    by_name = {c.name: c for c in outputs}
-    quality: Dict[str, Dict[str, float]] = {}
-    for out, values in (section or {}).items():
-        col = by_name.get(out)
-        if col is None or not isinstance(values, dict):
-            raise BaselineError(f"{source}: quality of unknown output {out!r}")
-        want = ({"accuracy", "macro_f1"} if isinstance(col, CategoricalColumn)
-                else {"mae", "rmse"})
-        if not want <= set(values):
-            raise BaselineError(f"{source}: quality of {out!r} needs {sorted(want)}")
-        quality[out] = {k: reference_number(v, f"quality.{out}.{k}", source)
-                        for k, v in values.items()}
-    return quality
-
-
-def values_of(v: Any) -> Iterable[Any]:
-    """The entries of a column given as a list, an array or a pandas Series."""
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if hasattr(v, "tolist") and not isinstance(v, (list, tuple)):
-        return v.tolist()  # pandas Series
-    return v
-
-
+# ------------------------------------------------------------------------------ counters
 def error_edges(col: NumericColumn) -> Tuple[float, ...]:
     """Absolute error buckets of a numeric output: ``ERROR_BUCKETS_STD`` times the baseline
     output's standard deviation (1 when it is 0), 3 significant digits."""
@@ -349,7 +275,6 @@ def error_edges(col: NumericColumn) -> Tuple[float, ...]:
     return tuple(edges)
 
 
-# ------------------------------------------------------------------------------ counters
 class QualityCounters:
     """The counters the label join feeds, for every prediction output of a baseline, in a
     block of counter slots (``block``) kept in ``store``.

@@ -32,14 +32,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..files import atomic_write
-from ..outcomes.attribution import attribution_reference, parse_attribution_reference
-from ..outcomes.bias import bias_reference, parse_bias_reference
-from ..outcomes.quality import parse_quality_reference, quality_reference
 from . import checks
 from .checks import BaselineWarning
 from .columns import (OTHER, BaselineError, CategoricalColumn, Column, NumericColumn,
                       category_key, column_from_dict)
 from .multivariate import Embedding, Multivariate, is_reserved
+from .references import (attribution_reference, bias_reference, parse_attribution_reference,
+                         parse_bias_reference, parse_quality_reference, quality_reference)
 from .tabular import DataError, numeric_column, read_csv, to_columns
 
 __all__ = [
