@@ -2,7 +2,7 @@
 
     >>> import tempfile
     >>> from promdrift.instrumentation import Baseline
-    >>> from promdrift.instrumentation.capture.writer import DataCapture
+    >>> from promdrift.instrumentation.capture import DataCapture
     >>> from promdrift.exporter.report import Thresholds, build_report
     >>> baseline = Baseline.fit({"x": [float(i) for i in range(100)]}, model="m", bins=4)
     >>> directory = tempfile.mkdtemp()
@@ -42,7 +42,7 @@ from promdrift.instrumentation import spec
 from promdrift.instrumentation.binning import (bin_counts,
                                                ks_statistic, psi, total_variation,
                                                tvd_noise)
-from promdrift.instrumentation.capture.writer import NONFINITE, CaptureFiles, file_time
+from promdrift.instrumentation.capture.reader import NONFINITE, CaptureFiles, file_time
 from promdrift.instrumentation.files import atomic_write
 from promdrift.instrumentation.training.multivariate import Multivariate
 from promdrift.instrumentation.values import ABSENT as _ABSENT, REASONS, VALID, category, number

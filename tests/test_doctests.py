@@ -30,7 +30,7 @@ WITH_EXAMPLES = {
     f"{_I}.counting.exposition", f"{_I}.counting.derived", f"{_I}.counting.plugins",
     f"{_I}.outcomes", f"{_I}.outcomes.quality", f"{_I}.outcomes.bias",
     f"{_I}.outcomes.attribution", f"{_I}.outcomes.labels",
-    f"{_I}.capture", f"{_I}.capture.writer",
+    f"{_I}.capture", f"{_I}.capture.writer", f"{_I}.capture.reader",
     f"{_I}.web.flask", f"{_I}.web.asgi", f"{_I}.web.tracking", f"{_I}.web.landing",
     f"{_E}.client", f"{_E}.stack", f"{_E}.trial",
     f"{_E}.service.app", f"{_E}.service.command", f"{_E}.service.httpserver",

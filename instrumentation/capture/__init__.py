@@ -1,6 +1,6 @@
 """Data capture: a random sample of the observed rows, written to rotating JSON Lines files
-and read back (``writer``: ``DataCapture``, the plugin that feeds it from a monitor,
-``read_capture``, ``CaptureFiles``).
+(``writer``: ``DataCapture``, and the plugin that feeds it from a monitor), and read back
+(``reader``: ``read_capture``, ``CaptureFiles``, what ``promdrift report`` reads).
 
     >>> import tempfile
     >>> from promdrift.instrumentation.capture import DataCapture, read_capture
@@ -21,8 +21,8 @@ from promdrift._lazy import exports as _exports
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from .writer import (DROP_REASONS, NONFINITE, CaptureFiles, CaptureTracker, DataCapture,
-                         file_time, read_capture)
+    from .reader import NONFINITE, CaptureFiles, file_time, read_capture
+    from .writer import DROP_REASONS, CaptureTracker, DataCapture
 
 __all__ = ["DataCapture", "CaptureTracker", "read_capture", "CaptureFiles", "DROP_REASONS",
            "NONFINITE", "file_time"]
@@ -31,8 +31,8 @@ __getattr__, __dir__ = _exports(__name__, {
     "DataCapture": ".writer",
     "CaptureTracker": ".writer",
     "DROP_REASONS": ".writer",
-    "read_capture": ".writer",
-    "CaptureFiles": ".writer",
-    "NONFINITE": ".writer",
-    "file_time": ".writer",
+    "read_capture": ".reader",
+    "CaptureFiles": ".reader",
+    "NONFINITE": ".reader",
+    "file_time": ".reader",
 })

@@ -64,9 +64,9 @@ import numpy as np
 
 from ..counting.plugins import Plugin
 from ..values import is_batch
+from .reader import NAME_RE, PART, SUFFIX
 
-__all__ = ["DataCapture", "CaptureTracker", "read_capture", "CaptureFiles", "DROP_REASONS",
-           "NONFINITE", "file_time"]
+__all__ = ["DataCapture", "CaptureTracker", "DROP_REASONS"]
 
 log = logging.getLogger("promdrift")
 
@@ -74,13 +74,6 @@ log = logging.getLogger("promdrift")
 #: ``promdrift_capture_dropped_total``).
 DROP_REASONS: Tuple[str, ...] = ("queue_full", "too_large", "write_error", "encode_error")
 
-#: The strings non-finite floats are written as.
-NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-_SUFFIX = ".jsonl"
-_PART = ".jsonl.part"
-_NAME_RE = re.compile(r"^(?P<prefix>.+)-(?P<ts>\d{8}T\d{6}\d{6}Z)-(?P<host>.+)-(?P<pid>\d+)"
-                      r"-(?P<seq>\d+)\.jsonl(?:\.part)?$")
 _FLUSH = "flush"
 _sequence = itertools.count(1)
 _ROTATE = "rotate"
@@ -503,7 +496,7 @@ class DataCapture:
     def _open(self) -> None:
         self._seq = next(_sequence)  # process-wide: two captures never pick the same name
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{self.prefix}-{stamp}-{self._host}-{self._pid}-{self._seq:06d}{_PART}"
+        name = f"{self.prefix}-{stamp}-{self._host}-{self._pid}-{self._seq:06d}{PART}"
         path = os.path.join(self.directory, name)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
         self._part = path
@@ -547,7 +540,7 @@ class DataCapture:
 
     def _complete_files(self) -> List[str]:
         return sorted(glob.glob(os.path.join(glob.escape(self.directory),
-                                             f"{self.prefix}-*{_SUFFIX}")),
+                                             f"{self.prefix}-*{SUFFIX}")),
                       key=os.path.basename)
 
     def _retain(self) -> None:
@@ -563,8 +556,8 @@ class DataCapture:
         cut to their complete lines and renamed to ``.jsonl``. Returns the new paths."""
         out = []
         for part in sorted(glob.glob(os.path.join(glob.escape(self.directory),
-                                                  f"{self.prefix}-*{_PART}"))):
-            m = _NAME_RE.match(os.path.basename(part))
+                                                  f"{self.prefix}-*{PART}"))):
+            m = NAME_RE.match(os.path.basename(part))
             if not m or m["host"] != self._host or _pid_alive(int(m["pid"])):
                 continue
             try:
@@ -715,112 +708,3 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
-
-
-# ---------------------------------------------------------------------- reading
-class CaptureFiles:
-    """The capture files of a directory and what reading them met.
-
-        >>> import tempfile
-        >>> files = CaptureFiles(tempfile.mkdtemp())
-        >>> list(files), files.rows, files.truncated
-        ([], 0, 0)
-
-    Iterating yields each record (a dict) of every complete ``.jsonl`` file and, with
-    ``partial=True``, the complete lines of ``.part`` files (a writer still running, or one
-    that crashed), oldest file first. Afterwards ``rows``, ``truncated`` (a last line with
-    no newline: a write cut short) and ``bad`` (lines that are not a JSON object) tell what
-    was read. ``progress(total_bytes)`` builds an object with ``update(done)`` / ``close()``
-    (``promdrift.instrumentation.training.tabular.Progress``) for large directories.
-    ``modified_since`` (a Unix time) leaves out the files last modified before it: a row is
-    written after it was recorded, so they hold no row recorded since then.
-    """
-
-    def __init__(self, directory: "str | os.PathLike[str]", partial: bool = True,
-                 prefix: Optional[str] = None, progress: Any = None,
-                 modified_since: Optional[float] = None):
-        self.directory = os.fspath(directory)
-        if not os.path.isdir(self.directory):
-            raise FileNotFoundError(f"capture directory {self.directory} does not exist")
-        pattern = f"{prefix}-*" if prefix else "*"
-        names = glob.glob(os.path.join(glob.escape(self.directory), pattern + _SUFFIX))
-        if partial:
-            names += glob.glob(os.path.join(glob.escape(self.directory), pattern + _PART))
-        if modified_since is not None:
-            # A row is written after it was recorded: a file last written before
-            # ``modified_since`` holds no row recorded since.
-            names = [n for n in names if _mtime(n) >= modified_since]
-        self.paths = sorted(names, key=os.path.basename)
-        self.progress = progress
-        self.rows = self.truncated = self.bad = 0
-        #: the file being read (while iterating)
-        self.current: Optional[str] = None
-
-    @property
-    def bytes(self) -> int:
-        total = 0
-        for p in self.paths:
-            try:
-                total += os.path.getsize(p)
-            except OSError:
-                pass
-        return total
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        self.rows = self.truncated = self.bad = 0
-        bar = self.progress(self.bytes) if self.progress else None
-        done = 0
-        for path in self.paths:
-            try:
-                f = open(path, "rb")
-            except FileNotFoundError:  # rotated away or finalised meanwhile
-                alt = path[:-len(".part")] if path.endswith(".part") else None
-                if alt is None or alt in self.paths or not os.path.exists(alt):
-                    continue
-                f = open(alt, "rb")
-            self.current = path
-            with f:
-                for line in f:
-                    done += len(line)
-                    if not line.endswith(b"\n"):
-                        self.truncated += 1
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        self.bad += 1
-                        continue
-                    if not isinstance(rec, dict):
-                        self.bad += 1
-                        continue
-                    self.rows += 1
-                    yield rec
-                    if bar is not None and self.rows % 10_000 == 0:
-                        bar.update(done)
-        if bar is not None:
-            bar.close()
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.path.getmtime(path)
-    except OSError:
-        return math.inf  # finalised meanwhile: read it (the reader finds the new name)
-
-
-def file_time(path: str) -> Optional[_dt.datetime]:
-    """The UTC time in a capture file's name (when the writer opened it), or ``None``::
-
-        >>> file_time("capture-20261122T015005123456Z-host-12-1.jsonl")
-        datetime.datetime(2026, 11, 22, 1, 50, 5, 123456, tzinfo=datetime.timezone.utc)
-    """
-    m = _NAME_RE.match(os.path.basename(path))
-    if not m:
-        return None
-    return _dt.datetime.strptime(m["ts"], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=_dt.timezone.utc)
-
-
-def read_capture(directory: "str | os.PathLike[str]", partial: bool = True
-                 ) -> List[Dict[str, Any]]:
-    """Every complete record under ``directory`` (see :class:`CaptureFiles`)."""
-    return list(CaptureFiles(directory, partial=partial))
