@@ -61,6 +61,7 @@ from promdrift.instrumentation.outcomes.labels import labels_handler
 from promdrift.instrumentation.values import (ABSENT, BAD_SHAPE, NO_FEATURES, NOT_JSON,
                                               NOT_OBJECT)
 
+from .limits import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS
 from .metrics import INGEST_ROUTES, METRICS_KEY, ExporterMetrics, route_of
 
 __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
@@ -69,10 +70,6 @@ __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
 
 log = logging.getLogger("promdrift.exporter")
 
-#: Default request body limit in bytes (larger bodies get a 413).
-DEFAULT_MAX_BODY = 1 << 20
-#: Default number of observations per request (more get a 413).
-DEFAULT_MAX_ROWS = 1000
 #: Content types read as NDJSON; ``application/json`` (or none) is read as JSON.
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                           "application/x-jsonlines", "application/json-seq"})

@@ -85,8 +85,7 @@ def _file_safe(name: str) -> str:
 
 def add_parser(sub: Any) -> None:
     """Add the ``exporter`` subcommand to the ``promdrift`` parser's subparsers."""
-    from .limits import Limits
-    from .app import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS
+    from .limits import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS, Limits
     limits = Limits()
     p = sub.add_parser(
         "exporter", help="serve the HTTP exporter (ingest rows, expose /metrics)",

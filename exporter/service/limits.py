@@ -1,15 +1,21 @@
 """What one ``promdrift exporter`` worker process allows its clients (the options
 ``--read-timeout``, ``--max-connections``, ``--max-buffer``, ``--max-body``, ``--threads``,
-``--graceful-timeout``); :class:`promdrift.exporter.service.httpserver.Server` enforces them. Kept apart
-from the server so that the command line reads its defaults without the server's
-dependencies (the ``server`` extra).
+``--graceful-timeout``; :class:`promdrift.exporter.service.httpserver.Server` enforces
+them), and the defaults of the app's ``--max-body`` and ``--max-rows``. Kept apart from the
+server and the app so that the command line reads its defaults without their dependencies
+(the ``exporter`` extra).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Limits"]
+__all__ = ["Limits", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS"]
+
+#: Default request body limit in bytes (larger bodies get a 413).
+DEFAULT_MAX_BODY = 1 << 20
+#: Default number of observations per request (more get a 413).
+DEFAULT_MAX_ROWS = 1000
 
 
 @dataclass(frozen=True)
