@@ -37,7 +37,7 @@ WITH_EXAMPLES = {
     f"{_E}.service.worker", f"{_E}.service.limits", f"{_E}.service.metrics",
     f"{_E}.service.webconfig",
     "promdrift.promql", "promdrift.promql.config", "promdrift.promql.expr",
-    "promdrift.promql.rules", "promdrift.promql.alerts",
+    "promdrift.promql.rules", "promdrift.promql.alerts", "promdrift.promql.header",
     "promdrift.promql.generator", "promdrift.promql.yamlout",
     "promdrift.grafana", "promdrift.grafana.build", "promdrift.grafana.board",
     "promdrift.grafana.panels", "promdrift.grafana.columns", "promdrift.grafana.overview",
