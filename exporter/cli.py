@@ -21,6 +21,7 @@ import time
 import warnings
 from typing import List, Optional
 
+from promdrift.extras import MissingExtra
 from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, __version__
 from promdrift.instrumentation.training.baseline import CategoricalColumn
 from promdrift.instrumentation.spec import Thresholds as _Thresholds
@@ -309,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except BaselineError as e:
+    except (BaselineError, MissingExtra) as e:  # a missing extra: one line naming it
         print(f"promdrift: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -33,14 +33,17 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from grafana_foundation_sdk.builders import dashboard as sdk
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import dashboard as model
-
+from promdrift.extras import require
 from promdrift.promql.config import RulesConfig
 from promdrift.promql.expr import Expressions
 from promdrift.promql.header import generated_by, options_line
 from promdrift.promql.rules import recording_groups
+
+require("rules", "grafana_foundation_sdk", "grafana-foundation-sdk")
+
+from grafana_foundation_sdk.builders import dashboard as sdk  # noqa: E402
+from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
+from grafana_foundation_sdk.models import dashboard as model  # noqa: E402
 
 __all__ = ["Board", "Variable", "DATASOURCE", "WINDOW_TEXT", "WINDOW_RANGE", "TAG",
            "SUBJECTS", "MODEL", "BASELINE", "window_options"]

@@ -11,7 +11,8 @@
 Every name is imported on first use (PEP 562): ``import promdrift`` loads this module only.
 ``Baseline`` loads the training side (numpy), ``DriftMonitor`` the counting core (numpy,
 prometheus_client), ``LabelStore`` the label store (sqlite3), ``DataCapture`` the capture
-writer, ``ExporterClient`` the exporter's client (requests). ``__version__`` is the installed distribution's version
+writer, ``ExporterClient`` the exporter's client (requests: ``pip install
+'promdrift[client]'``). ``__version__`` is the installed distribution's version
 (``importlib.metadata``), written once, in pyproject.toml.
 
 The code lives in the folders ``instrumentation/`` (``promdrift.instrumentation``),

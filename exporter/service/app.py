@@ -52,17 +52,20 @@ from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
-from flask import Flask, Response, g, request
 
+from promdrift.extras import require
 from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.counting.exposition import PromdriftCollector, metrics_text
-from promdrift.instrumentation.web.flask import CONTENT_TYPE
 from promdrift.instrumentation.outcomes.labels import labels_handler
-from promdrift.instrumentation.values import (ABSENT, BAD_SHAPE, NO_FEATURES, NOT_JSON,
-                                              NOT_OBJECT)
+from promdrift.instrumentation.values import ABSENT, BAD_SHAPE, NO_FEATURES, NOT_JSON, NOT_OBJECT
+from promdrift.instrumentation.web.flask import CONTENT_TYPE
 
 from .limits import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS
 from .metrics import INGEST_ROUTES, METRICS_KEY, ExporterMetrics, route_of
+
+require("exporter", "flask", "Flask")
+
+from flask import Flask, Response, g, request  # noqa: E402
 
 __all__ = ["create_app", "landing_page", "parse_observations", "PayloadError",
            "nesting_depth", "bearer_matches", "DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS",

@@ -5,12 +5,12 @@ worker processes.
         --workers 4 --token-file /etc/promdrift/token --web-config /etc/promdrift/web.yml
 
 Each worker reads its connections on an asyncio event loop and runs the app in ``--threads``
-threads on complete requests only (``promdrift.exporter.service.httpserver``): a client that sends
-slowly holds a connection slot, never a thread, and is answered 408 after
+threads on complete requests only (``promdrift.exporter.service.httpserver``): a client that
+sends slowly holds a connection slot, never a thread, and is answered 408 after
 ``--read-timeout``; connections and buffered bodies are bounded (``--max-connections``,
 ``--max-buffer``: 503 with ``Retry-After`` beyond). ``--web-config`` adds TLS and basic
-authentication (``promdrift.exporter.service.webconfig``, the exporter-toolkit's format). With
-gunicorn installed (``pip install 'promdrift[server]'``) the app runs in ``--workers``
+authentication (``promdrift.exporter.service.webconfig``, the exporter-toolkit's format).
+With gunicorn installed (``pip install 'promdrift[exporter]'``) the app runs in ``--workers``
 processes whose counts are merged through ``PROMDRIFT_MULTIPROC_DIR`` (``--multiproc-dir``,
 or a temporary directory removed at exit), so every scrape reports exact totals, also across
 ``--max-requests`` worker restarts; SIGTERM drains them (``--graceful-timeout``). Without
@@ -173,6 +173,7 @@ def _loopback(host: str) -> bool:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
+    from promdrift.extras import MissingExtra, require
     from promdrift.instrumentation import Baseline, BaselineError
     from promdrift.instrumentation import gunicorn as hooks
     from promdrift.instrumentation.counting.multiprocess import ENV, check_directory
@@ -180,6 +181,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     from .limits import Limits
     from .webconfig import WebConfig
 
+    require("exporter", "flask", "Flask")  # the app, here rather than in every worker
     try:
         host, port = parse_listen(args.listen)
         token = read_token(args.token_file) if args.token_file else None
@@ -216,22 +218,23 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     scheme = "https" if web.tls else "http"
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        import gunicorn  # noqa: F401
-    except ImportError:
+        require("exporter", "gunicorn", "gunicorn")
+    except MissingExtra:
         if args.workers > 1 or args.max_requests:
             print("promdrift: error: several workers and --max-requests need gunicorn: pip "
-                  "install 'promdrift[server]' (or pass --workers 1 for a development server)",
-                  file=sys.stderr)
+                  "install 'promdrift[exporter]' (or pass --workers 1 for a development "
+                  "server)", file=sys.stderr)
             return 2
         print("promdrift: warning: gunicorn is not installed; serving with werkzeug's "
               "development server (one process, threaded, no read timeouts or connection "
-              "limits). pip install 'promdrift[server]' for production.", file=sys.stderr)
+              "limits). pip install 'promdrift[exporter]' for production.", file=sys.stderr)
         from werkzeug.serving import run_simple
         context = web.ssl_context()
         run_simple(host, port, factory(), threaded=True,
                    **({"ssl_context": context} if context is not None else {}))
         return 0
 
+    require("exporter", "h11", "h11")  # the workers' HTTP server, checked before they start
     made, master = None, os.getpid()
     directory = args.multiproc_dir or os.environ.get(ENV)
     if not directory:

@@ -49,10 +49,14 @@ from http import HTTPStatus
 from typing import Any, Callable, Iterator, List, Optional, Set, Tuple
 from urllib.parse import unquote_to_bytes
 
-import h11
+from promdrift.extras import require
 
 from .limits import Limits
 from .metrics import INGEST_ROUTES, METRICS_KEY, route_of
+
+require("exporter", "h11", "h11")
+
+import h11  # noqa: E402
 
 __all__ = ["Server", "Limits", "listen", "METRICS_KEY"]
 

@@ -38,6 +38,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
+from promdrift.extras import MissingExtra, require
+
 __all__ = ["WebConfig", "WebConfigError", "BasicAuth", "TLS_VERSIONS", "CLIENT_AUTH_TYPES"]
 
 #: ``min_version`` / ``max_version`` values.
@@ -87,7 +89,8 @@ class BasicAuth:
     _CACHE = 1024
 
     def __init__(self, users: Mapping[str, Any]):
-        import bcrypt  # the `server` extra
+        require("exporter", "bcrypt", "bcrypt")
+        import bcrypt
         self._bcrypt = bcrypt
         self.users = {str(u): (h.encode("ascii") if isinstance(h, str) else bytes(h))
                       for u, h in users.items()}
@@ -151,6 +154,7 @@ class WebConfig:
     def load(cls, path: str) -> "WebConfig":
         """Read and check ``path`` (YAML): every key known, every file readable, the
         certificate and key a pair, every password hash a bcrypt hash."""
+        require("exporter", "yaml", "PyYAML")
         import yaml
         where = cls(path=path)
         try:
@@ -223,10 +227,9 @@ class WebConfig:
                     raise where._error(f"basic_auth_users.{user}",
                                        "not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)")
             try:
-                import bcrypt  # noqa: F401
-            except ImportError:
-                raise where._error("basic_auth_users", "needs the bcrypt package: pip "
-                                   "install 'promdrift[server]'") from None
+                require("exporter", "bcrypt", "bcrypt")
+            except MissingExtra as e:
+                raise where._error("basic_auth_users", str(e)) from None
             values["users"] = dict(users)
         config = cls(**values)
         config.ssl_context()  # the certificate, key and CA load now, or the start fails

@@ -22,10 +22,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from gunicorn.workers.base import Worker
+
+from promdrift.extras import require
 
 from .command import flush_all
 from .httpserver import Limits, Server
+
+require("exporter", "gunicorn", "gunicorn")
+
+from gunicorn.workers.base import Worker  # noqa: E402
 
 __all__ = ["ExporterWorker"]
 

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from promdrift.extras import require
+
 from ..counting.exposition import CONTENT_TYPE
 from .landing import landing_monitors
 from .tracking import track
@@ -46,6 +48,7 @@ def instrument(monitor: Any, app: Any, metrics_path: str = "/metrics",
                landing_path: Optional[str] = "/") -> Any:
     """Add ``metrics_path`` to ``app``, serving the monitor's registry, and the landing page
     at ``landing_path`` (see :func:`add_landing_page`); returns ``app``."""
+    require("flask", "flask", "Flask")
     from flask import Response
 
     def promdrift_metrics() -> Any:
@@ -79,9 +82,11 @@ def add_landing_page(monitor: Any, app: Any, path: str = "/",
     page. Several monitors instrumenting one app share one page, which shows every model of
     their registries.
     """
+    require("flask", "flask", "Flask")
     from flask import Response, request
 
-    from .landing import CONTENT_TYPE as HTML, landing_page
+    from .landing import CONTENT_TYPE as HTML
+    from .landing import landing_page
 
     endpoint = _landing_endpoint(path)
     state = app.extensions.setdefault("promdrift", {}).setdefault("landing", {})
