@@ -21,10 +21,11 @@ import time
 import warnings
 from typing import List, Optional
 
+from promdrift import __version__
 from promdrift.extras import MissingExtra
-from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, __version__
-from promdrift.instrumentation.training.baseline import CategoricalColumn
+from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning
 from promdrift.instrumentation.spec import Thresholds as _Thresholds
+from promdrift.instrumentation.training.baseline import CategoricalColumn
 
 _SPEC = _Thresholds()  # the one table of thresholds (rules, landing page, report, CLI)
 

@@ -32,8 +32,6 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from prometheus_client import CollectorRegistry
-
 __all__ = ["add_parser", "cmd_exporter", "make_app", "parse_listen", "read_token"]
 
 
@@ -66,6 +64,8 @@ def make_app(baselines: List[str], token: Optional[str] = None,
     ``<labels_dir>/labels-<model>.sqlite3`` (``POST /v1/models/<model>/labels``).
     ``coerce_numbers``: a string spelling a number counts as that number for a numeric
     column (``DriftMonitor(coerce_numbers=)``; ``--no-coerce-numbers`` turns it off)."""
+    from prometheus_client import CollectorRegistry
+
     from promdrift.instrumentation import DriftMonitor
 
     from .app import create_app
