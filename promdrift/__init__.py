@@ -58,5 +58,8 @@ def __getattr__(name: str) -> Any:
     return _getattr(name)
 
 
+__getattr__.exports = _EXPORTS  # type: ignore[attr-defined]
+
+
 def __dir__() -> List[str]:
     return sorted(set(_dir()) | {"__version__"})

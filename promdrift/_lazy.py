@@ -13,6 +13,8 @@ none of its modules until a name of one is read.
 
 A package's ``__init__`` assigns the pair to its own ``__getattr__`` and ``__dir__``. The
 name is looked up once: its value is then set on the package, where later reads find it.
+``__getattr__.exports`` is the mapping (tests/test_layers.py follows an import of a package's
+name to the module that defines it).
 """
 
 from __future__ import annotations
@@ -45,4 +47,5 @@ def exports(package: str, names: Mapping[str, str]
     def __dir__() -> List[str]:
         return sorted(set(vars(sys.modules[package])) | set(names))
 
+    __getattr__.exports = dict(names)  # type: ignore[attr-defined]
     return __getattr__, __dir__
