@@ -1,5 +1,6 @@
-"""What Baseline.fit and `promdrift baseline` refuse or warn about (instrumentation/checks.py),
-on the command line and in Python: every message names the column and the fix."""
+"""What Baseline.fit and `promdrift baseline` refuse or warn about
+(instrumentation/training/checks.py), on the command line and in Python: every message names
+the column and the fix."""
 
 from __future__ import annotations
 

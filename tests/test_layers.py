@@ -323,6 +323,21 @@ def test_nothing_imports_upward():
                             "promdrift.instrumentation.web.flask", True)}) != []
 
 
+def generator_reaches_past_the_leaves(edges):
+    """Imports of the generator's column (promql, grafana) into the runtime above its leaves."""
+    leaves = set(LAYERS[0][1])
+    return sorted((s, t) for s, t, _ in edges
+                  if s.startswith(("promdrift.promql", "promdrift.grafana"))
+                  and t.startswith("promdrift.instrumentation") and t not in leaves
+                  and t != "promdrift.instrumentation")
+
+
+def test_the_generator_reads_only_the_leaves_of_the_runtime():
+    assert generator_reaches_past_the_leaves(EDGES) == []
+    assert generator_reaches_past_the_leaves(EDGES | {
+        ("promdrift.promql.expr", "promdrift.instrumentation.training.columns", True)}) != []
+
+
 def test_the_call_time_exceptions_exist():
     """Each sanctioned call-time import is still there (else it leaves the list)."""
     assert {(s, t) for s, t, now in EDGES if not now} >= CALL_TIME_UPWARD
