@@ -19,8 +19,6 @@ The code lives in the folders ``instrumentation/`` (``promdrift.instrumentation`
 ``exporter/``, ``promql/`` and ``grafana/``; docs/architecture.md draws its layers.
 """
 
-from __future__ import annotations
-
 from ._lazy import exports as _exports
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -50,7 +48,7 @@ _EXPORTS = {
 _getattr, _dir = _exports(__name__, _EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "__version__":
         from importlib.metadata import version
         value = globals()["__version__"] = version("promdrift")
@@ -61,5 +59,5 @@ def __getattr__(name: str) -> Any:
 __getattr__.exports = _EXPORTS  # type: ignore[attr-defined]
 
 
-def __dir__() -> List[str]:
+def __dir__() -> "List[str]":
     return sorted(set(_dir()) | {"__version__"})

@@ -17,9 +17,6 @@ name is looked up once: its value is then set on the package, where later reads 
 name to the module that defines it).
 """
 
-from __future__ import annotations
-
-import importlib
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -29,13 +26,15 @@ if TYPE_CHECKING:
 __all__ = ["exports"]
 
 
-def exports(package: str, names: Mapping[str, str]
-            ) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+def exports(package: str, names: "Mapping[str, str]"
+            ) -> "Tuple[Callable[[str], Any], Callable[[], List[str]]]":
     """``(__getattr__, __dir__)`` of ``package``: its attribute ``name`` is the attribute of
     the same name of module ``names[name]`` (relative to ``package`` when it starts with a
-    dot)."""
+    dot). Nothing is imported until a name is read: importing a package loads only its
+    ``__init__`` and this module."""
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> "Any":
+        import importlib
         try:
             module = names[name]
         except KeyError:
@@ -44,7 +43,7 @@ def exports(package: str, names: Mapping[str, str]
         setattr(sys.modules[package], name, value)
         return value
 
-    def __dir__() -> List[str]:
+    def __dir__() -> "List[str]":
         return sorted(set(vars(sys.modules[package])) | set(names))
 
     __getattr__.exports = dict(names)  # type: ignore[attr-defined]
