@@ -30,7 +30,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import Baseline, DriftMonitor, NumericColumn, binning
-from promdrift.instrumentation.multivariate import Embedding, Multivariate
+from promdrift.instrumentation.training.multivariate import Embedding, Multivariate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -24,7 +24,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
 from promdrift.instrumentation import Baseline, DriftMonitor
-from promdrift.instrumentation.exposition import metrics_text
+from promdrift.instrumentation.counting.exposition import metrics_text
 
 
 def per_call_us(fn: Callable[[], None], calls: int, repeats: int) -> List[float]:

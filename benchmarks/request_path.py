@@ -367,14 +367,14 @@ def metrics_monitor(features: int = 100) -> Tuple[DriftMonitor, CollectorRegistr
 
 
 def bench_metrics(quick: bool) -> List[Tuple[str, List[float]]]:
-    from promdrift.instrumentation.exposition import metrics_text
+    from promdrift.instrumentation.counting.exposition import metrics_text
     monitor, registry = metrics_monitor()
     ways: List[Tuple[str, Callable[[], Any]]] = [
         ("`metrics_text(registry)` (what `instrument(app)` and the exporter serve)",
          lambda: metrics_text(registry)),
     ]
     try:
-        from promdrift.instrumentation import exposition as ex
+        from promdrift.instrumentation.counting import exposition as ex
         wsgi = ex.make_wsgi_app(registry)
         asgi = ex.make_asgi_app(registry)
     except AttributeError:

@@ -104,7 +104,7 @@ from integration.servers import (Alertmanager, AppServer, Prometheus,  # noqa: E
                                  WebhookReceiver, http_get, wait_until)
 
 from promdrift.instrumentation import Baseline, DriftMonitor, binning  # noqa: E402
-from promdrift.instrumentation.store import REASONS  # noqa: E402
+from promdrift.instrumentation.counting.store import REASONS  # noqa: E402
 from promdrift.promql import Expressions, RulesConfig  # noqa: E402
 from promdrift.promql.config import VERSION_LABELS  # noqa: E402
 from promdrift.promql.expr import FEATURE  # noqa: E402

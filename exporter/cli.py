@@ -21,9 +21,11 @@ import time
 import warnings
 from typing import List, Optional
 
-from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, __version__
-from promdrift.instrumentation.baseline import CategoricalColumn
+from promdrift import __version__
+from promdrift.extras import MissingExtra
+from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning
 from promdrift.instrumentation.spec import Thresholds as _Thresholds
+from promdrift.instrumentation.training.baseline import CategoricalColumn
 
 _SPEC = _Thresholds()  # the one table of thresholds (rules, landing page, report, CLI)
 
@@ -61,7 +63,7 @@ def _summary(b: Baseline) -> str:
 
 def _delimiter(path: str, given: Optional[str]) -> str:
     """``--delimiter`` (``\\t`` spelled out is a tab), or the one detected in ``path``."""
-    from promdrift.instrumentation.tabular import detect_delimiter
+    from promdrift.instrumentation.training.tabular import detect_delimiter
     if given is not None:
         return "\t" if given in ("\\t", "tab", "TAB") else given
     try:
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     add_report_parser(sub)
-    from .serve import add_parser as add_exporter_parser  # `promdrift exporter`
+    from .service.command import add_parser as add_exporter_parser  # `promdrift exporter`
     add_exporter_parser(sub)
     from promdrift.promql.cli import add_parser as add_rules_parser  # `promdrift rules`
     add_rules_parser(sub)
@@ -212,7 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from promdrift.exporter.report import (ReportError, Thresholds, build_report, utc_time,
                                            write_report)
-    from promdrift.instrumentation.tabular import Progress
+    from promdrift.instrumentation.training.tabular import Progress
 
     start = time.monotonic()
     violations_path = args.violations or os.path.join(
@@ -309,7 +311,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except BaselineError as e:
+    except (BaselineError, MissingExtra) as e:  # a missing extra: one line naming it
         print(f"promdrift: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,8 +21,12 @@ import json
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-import requests
-import urllib3
+from promdrift.extras import require
+
+require("client", "requests", "requests")
+
+import requests  # noqa: E402
+import urllib3  # noqa: E402  (a dependency of requests)
 
 __all__ = ["ExporterClient", "ExporterError"]
 

@@ -37,14 +37,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from promdrift.instrumentation.baseline import OTHER, Baseline, Column, NumericColumn
+from promdrift.instrumentation.training.baseline import OTHER, Baseline, Column, NumericColumn
 from promdrift.instrumentation import spec
 from promdrift.instrumentation.binning import (bin_counts,
                                                ks_statistic, psi, total_variation,
                                                tvd_noise)
-from promdrift.instrumentation.capture import NONFINITE, CaptureFiles, file_time
+from promdrift.instrumentation.capture.reader import NONFINITE, CaptureFiles, file_time
 from promdrift.instrumentation.files import atomic_write
-from promdrift.instrumentation.multivariate import Multivariate
+from promdrift.instrumentation.training.multivariate import Multivariate
 from promdrift.instrumentation.values import ABSENT as _ABSENT, REASONS, VALID, category, number
 
 __all__ = ["Thresholds", "FeatureReport", "Violation", "Report", "ReportError",
@@ -154,7 +154,7 @@ def _finite(x: float) -> Any:
 class FeatureReport:
     """Statistics of one feature (``role="feature"``) or prediction output (``"output"``).
 
-        >>> from promdrift.instrumentation.baseline import CategoricalColumn
+        >>> from promdrift.instrumentation.training.baseline import CategoricalColumn
         >>> col = CategoricalColumn("plan", categories=("a",), counts=(9, 1), invalid=0,
         ...                         distinct=2)
         >>> f = FeatureReport("plan", "feature", col, rows=4, null=1,
@@ -528,7 +528,7 @@ def _drift_check(r: FeatureReport, th: Thresholds) -> None:
 
 
 def _train_columns(path: str, baseline: Baseline) -> Dict[str, np.ndarray]:
-    from promdrift.instrumentation.tabular import DataError, numeric_column, read_csv
+    from promdrift.instrumentation.training.tabular import DataError, numeric_column, read_csv
     try:
         cols = read_csv(path)
     except DataError as e:

@@ -14,30 +14,18 @@ filters by, its queries read the recording rules that configuration generates (c
 the dashboard is built) or, for what no rule records (bin and category shares, CDFs), the
 same PromQL fragments the rules are built from, and its threshold lines are the
 configuration's thresholds. ``promdrift rules -o DIR`` writes them to ``DIR/dashboards/``
-(``promdrift.promql.generate``); ``grafana/dashboards/*.json`` are those of the default
+(``promdrift.promql.generator``); ``grafana/dashboards/*.json`` are those of the default
 configuration, never edited by hand.
 """
 
-from typing import Any, Callable, Dict
+from __future__ import annotations
 
-from promdrift.promql.config import RulesConfig
+from promdrift._lazy import exports as _exports
 
-from .feature import feature
-from .outcomes import outcomes
-from .overview import overview
-from .predictions import predictions
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .build import BUILDERS, dashboards
 
 __all__ = ["dashboards", "BUILDERS"]
 
-#: Dashboard uid (also its file name) -> the function that builds it.
-BUILDERS: Dict[str, Callable[[RulesConfig], Dict[str, Any]]] = {
-    "promdrift-overview": overview,
-    "promdrift-feature": feature,
-    "promdrift-predictions": predictions,
-    "promdrift-outcomes": outcomes,
-}
-
-
-def dashboards(config: RulesConfig) -> Dict[str, Dict[str, Any]]:
-    """Every dashboard of ``config`` by uid, as Grafana JSON models (plain data)."""
-    return {uid: build(config) for uid, build in BUILDERS.items()}
+__getattr__, __dir__ = _exports(__name__, {"dashboards": ".build", "BUILDERS": ".build"})

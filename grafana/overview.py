@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from grafana_foundation_sdk.builders import dashboard as sdk
-from grafana_foundation_sdk.models import dashboard as model
-
+from promdrift.extras import require
 from promdrift.promql.config import RulesConfig
 from promdrift.promql.expr import FEATURE, Expressions, indent
 
 from .board import Board
 from .panels import feature_link, instant, query, stat, table, table_query, timeseries
+
+require("rules", "grafana_foundation_sdk", "grafana-foundation-sdk")
+
+from grafana_foundation_sdk.builders import dashboard as sdk  # noqa: E402
+from grafana_foundation_sdk.models import dashboard as model  # noqa: E402
 
 __all__ = ["overview"]
 

@@ -19,20 +19,23 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from grafana_foundation_sdk.builders import barchart as sdk_barchart
-from grafana_foundation_sdk.builders import common as sdk_common
-from grafana_foundation_sdk.builders import dashboard as sdk
-from grafana_foundation_sdk.builders import prometheus as sdk_prometheus
-from grafana_foundation_sdk.builders import stat as sdk_stat
-from grafana_foundation_sdk.builders import table as sdk_table
-from grafana_foundation_sdk.builders import timeseries as sdk_timeseries
-from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models import dashboard as model
-from grafana_foundation_sdk.models import prometheus as prom
-
+from promdrift.extras import require
 from promdrift.promql.expr import indent
 
 from .board import DATASOURCE
+
+require("rules", "grafana_foundation_sdk", "grafana-foundation-sdk")
+
+from grafana_foundation_sdk.builders import barchart as sdk_barchart  # noqa: E402
+from grafana_foundation_sdk.builders import common as sdk_common  # noqa: E402
+from grafana_foundation_sdk.builders import dashboard as sdk  # noqa: E402
+from grafana_foundation_sdk.builders import prometheus as sdk_prometheus  # noqa: E402
+from grafana_foundation_sdk.builders import stat as sdk_stat  # noqa: E402
+from grafana_foundation_sdk.builders import table as sdk_table  # noqa: E402
+from grafana_foundation_sdk.builders import timeseries as sdk_timeseries  # noqa: E402
+from grafana_foundation_sdk.models import common  # noqa: E402
+from grafana_foundation_sdk.models import dashboard as model  # noqa: E402
+from grafana_foundation_sdk.models import prometheus as prom  # noqa: E402
 
 __all__ = ["query", "table_query", "timeseries", "stat", "table", "bars", "plus_infinity",
            "threshold_steps", "feature_link"]

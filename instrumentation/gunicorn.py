@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .multiprocess import (ENV, RUN_ENV, STARTUP_FAILURE, clear_directory, current_run,
-                           mark_process_dead, startup_error)
+from .counting.multiprocess import (ENV, RUN_ENV, STARTUP_FAILURE, clear_directory, current_run,
+                                    mark_process_dead, startup_error)
 
 __all__ = ["on_starting", "child_exit", "worker_exit"]
 
@@ -55,7 +55,7 @@ def on_starting(server: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Write what the exiting worker's monitors queued (``monitor.shutdown_all``)."""
-    from .monitor import shutdown_all
+    from .counting.monitor import shutdown_all
     shutdown_all()
 
 

@@ -31,7 +31,9 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from .multiprocess import STARTUP_FAILURE, startup_error
+from promdrift.extras import require
+
+from .counting.multiprocess import STARTUP_FAILURE, startup_error
 
 __all__ = ["check", "run", "main"]
 
@@ -57,6 +59,7 @@ def check(workers: Optional[int]) -> None:
 def run(app: Any, **kwargs: Any) -> None:
     """``uvicorn.run(app, **kwargs)`` after :func:`check` of its ``workers``."""
     check(kwargs.get("workers"))
+    require("server", "uvicorn", "uvicorn")
     import uvicorn
     uvicorn.run(app, **kwargs)
 
@@ -64,6 +67,7 @@ def run(app: Any, **kwargs: Any) -> None:
 def main(args: Optional[Sequence[str]] = None) -> None:
     """The command line: uvicorn's (``args``: its arguments, default ``sys.argv[1:]``),
     after :func:`check` of its ``--workers`` (or ``WEB_CONCURRENCY``)."""
+    require("server", "uvicorn", "uvicorn")
     from uvicorn.main import main as command
     args = list(sys.argv[1:] if args is None else args)
     if not {"--help", "--version"} & set(args):

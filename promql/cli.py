@@ -19,7 +19,7 @@ import sys
 from promdrift.instrumentation.spec import SETTINGS
 
 from .config import OPTIONS, RulesConfig, config_from_args
-from .generate import generate
+from .generator import generate
 
 __all__ = ["add_parser", "cmd_rules"]
 

@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from promdrift.extras import require
 from promdrift.instrumentation.spec import Thresholds
 
 __all__ = ["RulesConfig", "OPTIONS", "ALERT_NAMES", "parse_duration", "format_duration",
@@ -292,6 +293,8 @@ class RulesConfig:
         """From a YAML or JSON file."""
         with open(path, encoding="utf-8") as f:
             text = f.read()
+        if not path.endswith(".json"):
+            require("rules", "yaml", "PyYAML")
         try:
             if path.endswith(".json"):
                 data = json.loads(text)

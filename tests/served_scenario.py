@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from promdrift.instrumentation import DriftMonitor
 from promdrift.instrumentation.capture import DataCapture
-from promdrift.instrumentation.exposition import PER_PROCESS_FAMILIES
+from promdrift.instrumentation.counting.exposition import PER_PROCESS_FAMILIES
 
 from exporter_helpers import assert_same_counts, free_port, post_each
 from exporter_helpers import http as http_request

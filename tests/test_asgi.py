@@ -11,9 +11,9 @@ from typing import Any, Dict, Optional
 import pytest
 
 from promdrift.instrumentation import Baseline, DriftMonitor
-from promdrift.instrumentation import asgi as asgi_module
+from promdrift.instrumentation.web import asgi as asgi_module
 from promdrift.instrumentation.capture import DataCapture, read_capture
-from promdrift.instrumentation.exposition import PER_PROCESS_FAMILIES
+from promdrift.instrumentation.counting.exposition import PER_PROCESS_FAMILIES
 
 from exporter_helpers import GunicornProcess, samples, wait_until
 from exporter_helpers import http as http_request

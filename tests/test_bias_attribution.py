@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from promdrift.instrumentation import Baseline, BaselineError, DriftMonitor
-from promdrift.instrumentation.attribution import ndcg
+from promdrift.instrumentation.outcomes.attribution import ndcg
 
 from conftest import BREAST_CANCER_CSV, PENGUINS_CSV, read_rows
 

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import Baseline, DriftMonitor
-from promdrift.instrumentation import capture as capture_mod
+from promdrift.instrumentation.capture import writer as capture_mod
 from promdrift.instrumentation.capture import CaptureFiles, DataCapture, read_capture
 
 

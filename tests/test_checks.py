@@ -1,5 +1,6 @@
-"""What Baseline.fit and `promdrift baseline` refuse or warn about (instrumentation/checks.py),
-on the command line and in Python: every message names the column and the fix."""
+"""What Baseline.fit and `promdrift baseline` refuse or warn about
+(instrumentation/training/checks.py), on the command line and in Python: every message names
+the column and the fix."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from promdrift.exporter.cli import main
 from promdrift.instrumentation import Baseline, BaselineError, BaselineWarning, DriftMonitor
-from promdrift.instrumentation.checks import CLASS_LIKE_MAX
+from promdrift.instrumentation.training.checks import CLASS_LIKE_MAX
 
 from conftest import DIGITS_CSV, PENGUINS_CSV, read_rows
 

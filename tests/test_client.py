@@ -9,7 +9,7 @@ from flask import Flask, Response
 from prometheus_client import CollectorRegistry
 
 from promdrift.exporter.client import ExporterClient, ExporterError
-from promdrift.exporter.service import create_app
+from promdrift.exporter.service.app import create_app
 from promdrift.instrumentation import DriftMonitor
 
 from exporter_helpers import free_port, samples

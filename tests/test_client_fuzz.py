@@ -34,9 +34,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 from prometheus_client import CollectorRegistry
 
-from promdrift.exporter.service import create_app
+from promdrift.exporter.service.app import create_app
 from promdrift.instrumentation import DriftMonitor
-from promdrift.instrumentation.baseline import CategoricalColumn, NumericColumn
+from promdrift.instrumentation.training.baseline import CategoricalColumn, NumericColumn
 
 from test_exporter_fuzz import FUZZ_MAX_BODY, FUZZ_MAX_ROWS, _expected
 

@@ -38,7 +38,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from promdrift.exporter.cli import build_parser
-from promdrift.exporter.webconfig import WebConfig
+from promdrift.exporter.service.webconfig import WebConfig
 
 from exporter_helpers import GunicornProcess, free_port, http, make_certs, samples
 from promql import PROMTOOLS

@@ -11,9 +11,9 @@ import pytest
 import scipy.spatial.distance
 
 from promdrift.instrumentation import Baseline, BaselineError, DriftMonitor, Layout, REASONS
-from promdrift.instrumentation import baseline as baseline_module
-from promdrift.instrumentation.landing import landing_page
-from promdrift.instrumentation.multivariate import Embedding, Multivariate
+from promdrift.instrumentation.training import baseline as baseline_module
+from promdrift.instrumentation.web.landing import landing_page
+from promdrift.instrumentation.training.multivariate import Embedding, Multivariate
 
 from conftest import BREAST_CANCER_CSV, FIXED_CREATED, PENGUINS_CSV, read_rows
 from drift_scenarios import breast_cancer, digits, held_out, reference_error, reference_pca
@@ -460,7 +460,7 @@ def test_an_embedding_for_a_model_without_one_is_ignored_with_a_warning(small, c
 
 
 def test_the_exporter_takes_an_embedding_per_observation(digits_baseline, digit_split):
-    from promdrift.exporter.service import create_app
+    from promdrift.exporter.service.app import create_app
     _, test, _ = digit_split
     m = DriftMonitor(digits_baseline, registry=None)
     client = create_app([m]).test_client()
@@ -510,8 +510,8 @@ def test_deferred_rows_with_vectors_count_in_a_multiprocess_store(tmp_path, digi
     counts them into its file (a process's scrape drains its own store, its background
     thread the others); a scrape of either sums both, as one in-memory monitor of every
     row counts them."""
-    from promdrift.instrumentation.multiprocess import MultiprocessCounterStore
-    from promdrift.instrumentation.store import Layout
+    from promdrift.instrumentation.counting.multiprocess import MultiprocessCounterStore
+    from promdrift.instrumentation.counting.store import Layout
     _, test, _ = digit_split
     workers = [DriftMonitor(digits_baseline, registry=None,
                             store=MultiprocessCounterStore(Layout(digits_baseline),

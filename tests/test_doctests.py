@@ -6,39 +6,43 @@ import pkgutil
 
 import pytest
 
-import promdrift.exporter as exporter_pkg
-import promdrift.grafana as grafana_pkg
-import promdrift.instrumentation as pkg
-import promdrift.promql as promql_pkg
+import promdrift
+import promdrift.exporter
+import promdrift.grafana
+import promdrift.instrumentation
+import promdrift.promql
 
-MODULES = sorted({"promdrift.instrumentation", "promdrift.promql", "promdrift.grafana"} | {
-    f"{p.__name__}.{m.name}" for p in (pkg, exporter_pkg, promql_pkg, grafana_pkg)
-    for m in pkgutil.iter_modules(p.__path__)})
-WITH_EXAMPLES = {"promdrift.instrumentation", "promdrift.instrumentation.binning",
-                 "promdrift.instrumentation.baseline", "promdrift.instrumentation.tabular",
-                 "promdrift.instrumentation.store", "promdrift.instrumentation.exposition",
-                 "promdrift.instrumentation.monitor", "promdrift.instrumentation.flask",
-                 "promdrift.instrumentation.capture", "promdrift.instrumentation.landing",
-                 "promdrift.instrumentation.quality", "promdrift.instrumentation.bias",
-                 "promdrift.instrumentation.attribution", "promdrift.instrumentation.outcomes",
-                 "promdrift.instrumentation.multiprocess", "promdrift.instrumentation.gunicorn",
-                 "promdrift.instrumentation.multivariate", "promdrift.instrumentation.derived",
-                 "promdrift.exporter.service", "promdrift.exporter.client",
-                 "promdrift.exporter.serve", "promdrift.exporter.stack",
-                 "promdrift.exporter.trial", "promdrift.instrumentation.files",
-                 "promdrift.instrumentation.spec", "promdrift.promql", "promdrift.promql.config",
-                 "promdrift.promql.expr", "promdrift.promql.rules", "promdrift.promql.alerts",
-                 "promdrift.promql.generate", "promdrift.promql.yamlout", "promdrift.grafana",
-                 "promdrift.grafana.board", "promdrift.grafana.panels",
-                 "promdrift.grafana.columns",
-                 "promdrift.grafana.overview", "promdrift.grafana.feature",
-                 "promdrift.grafana.predictions", "promdrift.grafana.outcomes",
-                 "promdrift.instrumentation.values", "promdrift.instrumentation.columns",
-                 "promdrift.instrumentation.plugins", "promdrift.instrumentation.tracking",
-                 "promdrift.instrumentation.asgi", "promdrift.instrumentation.checks",
-                 "promdrift.exporter.server", "promdrift.exporter.limits",
-                 "promdrift.exporter.metrics", "promdrift.exporter.webconfig",
-                 "promdrift.exporter.worker", "promdrift.instrumentation.uvicorn"}
+#: Every package and module of promdrift, subpackages included.
+PACKAGES = (promdrift, promdrift.instrumentation, promdrift.exporter, promdrift.promql,
+            promdrift.grafana)
+MODULES = sorted({p.__name__ for p in PACKAGES} | {
+    m.name for p in PACKAGES[1:]
+    for m in pkgutil.walk_packages(p.__path__, p.__name__ + ".")} | {
+    f"promdrift.{m.name}" for m in pkgutil.iter_modules(promdrift.__path__)})
+_I, _E = "promdrift.instrumentation", "promdrift.exporter"
+WITH_EXAMPLES = {
+    "promdrift", "promdrift._lazy",
+    _I, f"{_I}.values", f"{_I}.binning", f"{_I}.spec", f"{_I}.files", f"{_I}.gunicorn",
+    f"{_I}.uvicorn",
+    f"{_I}.training.baseline", f"{_I}.training.columns", f"{_I}.training.checks",
+    f"{_I}.training.tabular", f"{_I}.training.multivariate", f"{_I}.training.references",
+    f"{_I}.counting.monitor", f"{_I}.counting.store", f"{_I}.counting.multiprocess",
+    f"{_I}.counting.exposition", f"{_I}.counting.derived", f"{_I}.counting.plugins",
+    f"{_I}.outcomes", f"{_I}.outcomes.quality", f"{_I}.outcomes.bias",
+    f"{_I}.outcomes.attribution", f"{_I}.outcomes.labels",
+    f"{_I}.capture", f"{_I}.capture.writer", f"{_I}.capture.reader",
+    f"{_I}.web.flask", f"{_I}.web.asgi", f"{_I}.web.tracking", f"{_I}.web.landing",
+    f"{_E}.client", f"{_E}.stack", f"{_E}.trial",
+    f"{_E}.service.app", f"{_E}.service.command", f"{_E}.service.httpserver",
+    f"{_E}.service.worker", f"{_E}.service.limits", f"{_E}.service.metrics",
+    f"{_E}.service.webconfig",
+    "promdrift.promql", "promdrift.promql.config", "promdrift.promql.expr",
+    "promdrift.promql.rules", "promdrift.promql.alerts", "promdrift.promql.header",
+    "promdrift.promql.generator", "promdrift.promql.yamlout",
+    "promdrift.grafana", "promdrift.grafana.build", "promdrift.grafana.board",
+    "promdrift.grafana.panels", "promdrift.grafana.columns", "promdrift.grafana.overview",
+    "promdrift.grafana.feature", "promdrift.grafana.predictions", "promdrift.grafana.outcomes",
+}
 
 
 def test_the_core_modules_are_found():

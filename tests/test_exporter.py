@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from promdrift.exporter.service import (UNSUPPORTED_TYPE, PayloadError, create_app, landing_page,
-                                       parse_observations)
+from promdrift.exporter.service.app import (UNSUPPORTED_TYPE, PayloadError, create_app,
+                                            landing_page, parse_observations)
 from promdrift.instrumentation import Baseline, DriftMonitor
 from promdrift.instrumentation.values import ABSENT
 
@@ -448,7 +448,7 @@ def test_sums_near_the_float_limit_are_approximate_and_counts_exact(penguins_spe
 
 def test_numbers_as_text_count_as_numbers_unless_no_coerce_numbers(penguins_species, tmp_path):
     from promdrift.exporter.cli import build_parser
-    from promdrift.exporter.serve import make_app
+    from promdrift.exporter.service.command import make_app
     path = str(tmp_path / "penguins.json")
     penguins_species.save(path)
     body = [{"features": {"bill_length_mm": " 39.1 ", "bill_depth_mm": "1e400",

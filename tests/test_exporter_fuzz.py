@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from promdrift.exporter.service import create_app
+from promdrift.exporter.service.app import create_app
 from promdrift.instrumentation import DriftMonitor, Layout
-from promdrift.instrumentation.baseline import CategoricalColumn
+from promdrift.instrumentation.training.baseline import CategoricalColumn
 from promdrift.instrumentation.values import REQUEST_REASONS
 
 

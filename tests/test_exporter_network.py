@@ -21,7 +21,7 @@ import pytest
 
 from promdrift.exporter import cli
 from promdrift.exporter.client import ExporterClient, ExporterError
-from promdrift.exporter.webconfig import WebConfig, WebConfigError
+from promdrift.exporter.service.webconfig import WebConfig, WebConfigError
 
 from exporter_helpers import (BIN, OWN, GunicornProcess, free_port, make_certs, samples,
                               wait_until)

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from promdrift.instrumentation import Baseline, DriftMonitor, collector_for, metrics_text
-from promdrift.instrumentation.exposition import FAMILIES
+from promdrift.instrumentation.counting.exposition import FAMILIES
 
 from conftest import DATA, FIXED_CREATED, PENGUINS_CSV, read_rows
 
@@ -197,7 +197,7 @@ def test_drop_in_helpers_serve_the_registry_by_the_fast_path(registry):
     import urllib.request
 
     from promdrift.instrumentation import make_asgi_app, make_wsgi_app, start_http_server
-    from promdrift.instrumentation.exposition import CONTENT_TYPE
+    from promdrift.instrumentation.counting.exposition import CONTENT_TYPE
     m = _full_monitor(registry)
     want = metrics_text(registry)
     got = {}

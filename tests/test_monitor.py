@@ -16,7 +16,7 @@ from conftest import BREAST_CANCER_CSV, read_rows
 def _sample(registry, name, **labels):
     """A sample of ``registry``; the labels every series of the ``model``'s monitor starts
     with (its baseline digest) are filled in."""
-    from promdrift.instrumentation.exposition import collector_for
+    from promdrift.instrumentation.counting.exposition import collector_for
     monitor = next(m for m in collector_for(registry).monitors if m.model == labels["model"])
     return registry.get_sample_value(name, {**dict(monitor.plan_labels), **labels})
 

@@ -13,11 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import Baseline, DriftMonitor, Layout
 from promdrift.instrumentation import gunicorn as hooks
-from promdrift.instrumentation.multiprocess import (ENV, STARTUP_FAILURE,
-                                                    MultiprocessCounterStore,
-                                                    MultiprocessDirError, check_directory,
-                                                    clear_directory, mark_process_dead,
-                                                    startup_error)
+from promdrift.instrumentation.counting.multiprocess import (ENV, STARTUP_FAILURE,
+                                                             MultiprocessCounterStore,
+                                                             MultiprocessDirError, check_directory,
+                                                             clear_directory, mark_process_dead,
+                                                             startup_error)
 
 from exporter_helpers import samples
 
@@ -193,7 +193,7 @@ def test_startup_error_is_the_check_of_every_server(tmp_path, monkeypatch):
     assert startup_error(1) is None and startup_error(8) is None
     monkeypatch.setenv(ENV, str(tmp_path / "missing"))
     assert "does not exist" in startup_error(1)
-    from promdrift.instrumentation.asgi import several_workers_error
+    from promdrift.instrumentation.web.asgi import several_workers_error
     assert several_workers_error(3) == startup_error(3)
 
 
@@ -347,7 +347,7 @@ def test_scrapes_during_folding_never_see_a_different_total(penguins_species, tm
 
 
 def test_folding_gives_up_when_the_directory_stays_busy(penguins_species, tmp_path):
-    from promdrift.instrumentation.multiprocess import _dir_lock
+    from promdrift.instrumentation.counting.multiprocess import _dir_lock
     live = store(penguins_species, tmp_path, "live")
     counts = np.zeros(live.layout.size)
     counts[Layout.INFERENCES] = 3
@@ -412,7 +412,7 @@ def test_outcome_and_capture_counters_are_exact_across_workers(penguins_species,
 
 
 def test_files_of_an_earlier_run_are_removed_and_never_summed(penguins_species, tmp_path):
-    from promdrift.instrumentation.multiprocess import current_run, tidy
+    from promdrift.instrumentation.counting.multiprocess import current_run, tidy
     live = store(penguins_species, tmp_path, "live")
     counts = np.ones(live.layout.size)
     old = os.path.join(str(tmp_path), f"{live.key}-r4300000_1-4300001_1.f64")
@@ -434,7 +434,7 @@ def test_one_process_families_are_left_out_of_counts_merged_across_workers(
     from prometheus_client import Counter, GCCollector, PlatformCollector, ProcessCollector
     from prometheus_client.parser import text_string_to_metric_families
 
-    from promdrift.instrumentation.exposition import PER_PROCESS_FAMILIES, metrics_text
+    from promdrift.instrumentation.counting.exposition import PER_PROCESS_FAMILIES, metrics_text
 
     def registry(own=True):
         reg = CollectorRegistry()

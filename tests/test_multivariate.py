@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promdrift.instrumentation import BaselineError, NumericColumn, REASONS
-from promdrift.instrumentation.multivariate import (
+from promdrift.instrumentation.training.multivariate import (
     DEFAULT_VARIANCE, MAX_DEFAULT_COMPONENTS, Embedding, Multivariate, is_reserved,
     reason_name)
 

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from promdrift.instrumentation import Baseline, BaselineError, DriftMonitor, metrics_text
 from promdrift.instrumentation.outcomes import MAX_LABELS_PER_REQUEST, labels_handler
-from promdrift.instrumentation.quality import (DELAY_BUCKETS, LabelStore, default_store_path,
-                                               error_edges)
+from promdrift.instrumentation.outcomes.quality import (DELAY_BUCKETS, LabelStore,
+                                                        default_store_path, error_edges)
 
 from conftest import BREAST_CANCER_CSV, PENGUINS_CSV, read_rows
 

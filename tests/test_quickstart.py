@@ -42,9 +42,10 @@ def blocks() -> Tuple[Dict[str, str], List[str]]:
 def test_the_quickstart_has_its_files_and_commands():
     files, commands = blocks()
     assert set(files) == {"train.py", "serve.py", "send.py"}
-    assert commands == ["pip install promdrift scikit-learn pandas", "python train.py",
-                        "python serve.py", "promdrift trial --target 127.0.0.1:8000",
-                        "python send.py", "python send.py --drift"]
+    assert commands == ["pip install 'promdrift[flask]' scikit-learn pandas requests",
+                        "python train.py", "python serve.py",
+                        "promdrift trial --target 127.0.0.1:8000", "python send.py",
+                        "python send.py --drift"]
 
 
 @needs_stack

@@ -17,9 +17,9 @@ import promdrift.exporter.report as report_mod
 from promdrift.exporter.cli import main
 from promdrift.exporter.report import Thresholds, build_report, ks_2samp, render_html
 from promdrift.instrumentation import Baseline
-from promdrift.instrumentation.baseline import category_key
+from promdrift.instrumentation.training.baseline import category_key
 from promdrift.instrumentation.capture import DataCapture
-from promdrift.instrumentation.tabular import Progress
+from promdrift.instrumentation.training.tabular import Progress
 
 from conftest import BREAST_CANCER_CSV, PENGUINS_CSV
 

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from promdrift.exporter.service import create_app
+from promdrift.exporter.service.app import create_app
 from promdrift.instrumentation import DriftMonitor
 
 from exporter_helpers import free_port, samples

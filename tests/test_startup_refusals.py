@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from promdrift.instrumentation.multiprocess import ENV, STARTUP_FAILURE
+from promdrift.instrumentation.counting.multiprocess import ENV, STARTUP_FAILURE
 
 from served_scenario import (APPS, control_socket_flag, free_port, run_refused, server_env,
                              uvicorn_argv)
@@ -214,5 +214,5 @@ def test_uvicorn_run_from_the_apps_module_fails_in_the_parent(baseline_path, tmp
     assert code == 1, lines
     line = said(lines, f"{ENV}={directory!r}")
     assert len(line) == 1 and line[0].startswith(
-        "promdrift.instrumentation.multiprocess.MultiprocessDirError: "), lines
+        "promdrift.instrumentation.counting.multiprocess.MultiprocessDirError: "), lines
     assert not said(lines, "Started parent process")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from promdrift.exporter.report import build_report
-from promdrift.exporter.service import create_app
+from promdrift.exporter.service.app import create_app
 from promdrift.instrumentation import Baseline, DriftMonitor
 from promdrift.instrumentation.capture import DataCapture
-from promdrift.instrumentation.plugins import Call
+from promdrift.instrumentation.counting.plugins import Call
 from promdrift.instrumentation.values import (ABSENT, INF, MISSING, NAN, NULL, REASONS,
                                               VALID, WRONG_TYPE, category, category_key,
                                               finite_number, is_batch, number, text_number)

@@ -96,7 +96,7 @@ def _py(v: Any) -> Any:
 
 
 def _scenarios() -> List[Scenario]:
-    from promdrift.instrumentation.tabular import read_csv
+    from promdrift.instrumentation.training.tabular import read_csv
 
     out = []
     rng = np.random.default_rng(20240611)

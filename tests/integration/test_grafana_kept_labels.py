@@ -63,7 +63,7 @@ def stack(engine: EngineSpec, tmp_path_factory: pytest.TempPathFactory):
     from prometheus_client import CollectorRegistry
 
     from promdrift.instrumentation import Baseline, DriftMonitor
-    from promdrift.instrumentation.tabular import read_csv
+    from promdrift.instrumentation.training.tabular import read_csv
 
     workdir = str(tmp_path_factory.mktemp(f"kept-labels-{engine.id}"))
     train = read_csv(os.path.join(DATA, "penguins.csv"), progress=False)

@@ -73,7 +73,7 @@ class Model:
 
 
 def _models() -> List[Model]:
-    from promdrift.instrumentation.tabular import read_csv
+    from promdrift.instrumentation.training.tabular import read_csv
 
     pg = read_csv(f"{DATA}/penguins.csv", progress=False)
     bc = read_csv(f"{DATA}/breast_cancer.csv", progress=False)

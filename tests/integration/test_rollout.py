@@ -66,7 +66,7 @@ N = "model_feature:promdrift_feature_value_count:increase1h"
 def populations() -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """v1's training data, v2's (the same population, shifted: a refit on newer data) and
     the canary's drifted traffic (v2's data with two measurements shifted further)."""
-    from promdrift.instrumentation.tabular import read_csv
+    from promdrift.instrumentation.training.tabular import read_csv
 
     bc = read_csv(f"{DATA}/breast_cancer.csv", progress=False)
     v1 = {k: np.asarray(bc[k], dtype=np.float64) for k in FEATURES}
